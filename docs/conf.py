@@ -31,6 +31,7 @@ _SECTIONS = {
     "pl": "Plotting",
     "datasets": "Data sets",
     "metrics": "Metrics",
+    "io": "On-disk data",
     "solvers": "Solvers (pure JAX backend)",
 }
 _lines = ["# API reference", "", "```{eval-rst}", ".. module:: nescot", "", ".. autodata:: nescot.settings", "```", ""]

@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import datasets, metrics, pl, solvers, tl
+from . import datasets, io, metrics, pl, solvers, tl
 from ._settings import settings
 
 try:
@@ -10,4 +10,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - source tree without install
     __version__ = "0.0.0"
 
-__all__ = ["datasets", "metrics", "pl", "settings", "solvers", "tl"]
+__all__ = ["datasets", "io", "metrics", "pl", "settings", "solvers", "tl"]

@@ -145,6 +145,8 @@ def test_several_targets_one_conditioned_model():
         ({}, "nan", ValueError, "'X_pca' contains 1 NaN"),
         ({}, "single", ValueError, "Group 'drug' .* has 1 cell"),
         ({"rep": "X"}, "inf_x", ValueError, "'X' contains"),
+        ({"solver": "egnot", "fit_kwargs": {"checkpoint_dir": "c"}}, None, TypeError, r"\['checkpoint_dir'\].*EgNOT"),
+        ({"fit_kwargs": {"n_iters": 3}}, None, TypeError, "does not take here"),
     ],
 )
 def test_bad_input_fails_fast_and_leaves_adata_unchanged(kwargs, edit, error, match):
@@ -181,3 +183,14 @@ def test_egnot_solver_writes_the_same_keys():
     assert adata.uns["map_perturbation"]["params"]["solver"] == "egnot"
     with pytest.raises(ValueError, match="balanced"):
         ns.tl.map_perturbation(adata, "condition", "control", "drug", solver="egnot", tau_a=0.5)
+
+
+def test_fit_kwargs_reach_genot_checkpoints_and_resume(tmp_path):
+    kw = {"n_iters": 40, "batch_size": 64, "n_samples": 2, "solver_kwargs": {"hidden_dims": (16,), "chunk_size": 10}}
+    first = _small_adata()
+    ckpt = {"checkpoint_dir": tmp_path / "ckpt", "checkpoint_every": 20}
+    ns.tl.map_perturbation(first, "condition", "control", "drug", fit_kwargs=ckpt, **kw)
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["ckpt_000000020.msgpack", "ckpt_000000040.msgpack"]
+    again = _small_adata()  # resumes from the final checkpoint: no step is re-run, the same model comes back
+    ns.tl.map_perturbation(again, "condition", "control", "drug", fit_kwargs={**ckpt, "resume": True}, **kw)
+    np.testing.assert_array_equal(first.obsm["map_perturbation"], again.obsm["map_perturbation"])

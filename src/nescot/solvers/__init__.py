@@ -2,6 +2,7 @@
 
 from ._base import ConditionalSolver
 from ._couplings import Coupling, CouplingOutput, LinearCoupling, QuadraticCoupling
+from ._data import RowSource, SampleSource
 from ._egnot import EgNOT
 from ._genot import GENOT
 from ._sparse_icnn import SparseICNN, entropic_elastic_map, sparsity_penalty
@@ -30,6 +31,8 @@ __all__ = [
     "GENOT",
     "LinearCoupling",
     "QuadraticCoupling",
+    "RowSource",
+    "SampleSource",
     "SparseICNN",
     "TrainingDivergedError",
     "entropic_elastic_map",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -12,12 +14,15 @@ import numpy as np
 import optax
 
 from ._base import ConditionalSolver, as_tasks
+from ._checkpoint import checkpoint_chunk_size, describe_config, train_with_checkpoints
 from ._costs import CostLike
 from ._couplings import Coupling, LinearCoupling, relative_marginals, sample_conditional_indices
+from ._data import HostFeed, has_sources, make_fed_runner
 from ._networks import ConditionalVelocityField, MassNetwork
 from ._ode import check_ode_solver, integrate
+from ._sharding import constrain_batch, data_mesh, feed_placement, replicate
 from ._tasks import Batch, Standardizer, TaskData, sample_batch
-from ._training import make_chunk_runner, run_training
+from ._training import make_chunk_runner
 
 
 class GENOT(ConditionalSolver):
@@ -153,9 +158,23 @@ class GENOT(ConditionalSolver):
         params = optax.apply_updates(params, updates)
         return (params, opt_state), {**losses, "coupling_converged": coupled.converged.astype(jnp.float32)}
 
-    def _step(self, carry, data: TaskData, key: jax.Array, batch_size: int):
+    def _step(self, carry, data: TaskData, key: jax.Array, batch_size: int, mesh=None):
         k_batch, k_train = jax.random.split(key)
-        return self._train_step(carry, sample_batch(data, k_batch, batch_size), k_train)
+        batch = constrain_batch(sample_batch(data, k_batch, batch_size), mesh)
+        return self._train_step(carry, batch, k_train)
+
+    def _fed_step(self, carry, batch: tuple, key: jax.Array, mesh=None):
+        # same key split as `_step`, so fed and in-memory steps draw the same noise for the same batch
+        return self._train_step(carry, constrain_batch(Batch(*batch), mesh), jax.random.split(key)[1])
+
+    def _fingerprint(self, seed: int, batch_size: int, fed: bool) -> dict[str, Any]:
+        """Describe what a checkpoint must share with this run to be resumed (data: through its statistics)."""
+        return {
+            "solver": self.name, "config": describe_config(self.config), "seed": int(seed),
+            "batch_size": int(batch_size), "dims": list(self.dims), "fed": fed,
+            "x_scaler": np.append(self.x_scaler.mean, self.x_scaler.scale),
+            "y_scaler": np.append(self.y_scaler.mean, self.y_scaler.scale),
+        }  # fmt: skip
 
     def fit(
         self,
@@ -167,6 +186,10 @@ class GENOT(ConditionalSolver):
         batch_size: int = 256,
         seed: int = 0,
         callback: Callable[[int, Any], None] | None = None,
+        checkpoint_dir: str | Path | None = None,
+        checkpoint_every: int | None = None,
+        resume: bool = False,
+        devices: int | Sequence[jax.Device] | None = None,
     ) -> GENOT:
         """Train on source and target samples.
 
@@ -174,7 +197,9 @@ class GENOT(ConditionalSolver):
         ----------
         source, target
             Arrays (n, d_x) and (m, d_y), or equal-length lists of them: one (source, target) pair per
-            condition, trained jointly (each step draws one pair).
+            condition, trained jointly (each step draws one pair). Any of them may instead be a row source
+            (e.g. :func:`nescot.io.rep_source` of a backed AnnData): batches are then read on the host,
+            prefetched on a background thread, and nothing else is loaded into memory.
         condition
             (n_pairs, d_c) condition vector of each pair; required with several pairs.
         n_iters
@@ -185,31 +210,60 @@ class GENOT(ConditionalSolver):
             Seed of initialisation and of every random draw; the same seed gives the same model.
         callback
             ``callback(iteration, (params, opt_state))`` after each chunk of steps.
+        checkpoint_dir, checkpoint_every
+            Write the training state every ``checkpoint_every`` steps (default: every chunk) and at the end,
+            atomically, into ``checkpoint_dir`` (the two newest are kept).
+        resume
+            Continue from the newest checkpoint in ``checkpoint_dir``: the result equals an uninterrupted run.
+        devices
+            Data-parallel training: ``None`` uses all devices (``jax.devices()``, every process's after
+            ``jax.distributed.initialize``) when ``batch_size`` divides among them, an int the first that
+            many, or a list of devices. Batches are split over devices, parameters replicated, and each
+            step's coupling is solved on the whole batch (the result does not depend on the device count).
 
         Returns
         -------
         The fitted model.
         """
-        sources, targets, cond = as_tasks(source, target, condition)
-        if isinstance(self.coupling, LinearCoupling) and sources[0].shape[1] != targets[0].shape[1]:
+        feed = HostFeed.from_inputs(source, target, condition, seed=seed) if has_sources(source, target) else None
+        if feed is None:
+            sources, targets, cond = as_tasks(source, target, condition)
+            dim_x, dim_y, max_batch = sources[0].shape[1], targets[0].shape[1], min(map(len, sources + targets))
+        else:  # out-of-core: batches read on the host, prefetched on a thread
+            cond, (dim_x, dim_y, _), max_batch = feed.condition, feed.dims, feed.max_batch_size()
+        if isinstance(self.coupling, LinearCoupling) and dim_x != dim_y:
             raise ValueError(
-                f"A linear coupling needs source and target in the same space, got {sources[0].shape[1]} and "
-                f"{targets[0].shape[1]} features; use a quadratic (Gromov-Wasserstein) coupling across spaces."
+                f"A linear coupling needs source and target in the same space, got {dim_x} and "
+                f"{dim_y} features; use a quadratic (Gromov-Wasserstein) coupling across spaces."
             )
         if int(n_iters) < 1 or int(batch_size) < 2:
             raise ValueError(f"Need n_iters >= 1 and batch_size >= 2, got {n_iters} and {batch_size}.")
-        batch_size = int(min(batch_size, *(len(a) for a in sources + targets)))
-        data = TaskData.from_tasks(sources, targets, cond)
-        self.x_scaler, self.y_scaler = Standardizer.fit(data.x_raw), Standardizer.fit(data.y_raw)
-        self._build(data.x_raw.shape[1], data.y_raw.shape[1], cond.shape[1])
+        batch_size = int(min(batch_size, max_batch))
+        mesh = data_mesh(devices, batch_size)
+        chunk = int(min(self.config["chunk_size"], n_iters, feed.max_chunk(batch_size) if feed else n_iters))
+        chunk = checkpoint_chunk_size(chunk, checkpoint_every)
+        if feed is None:
+            data = TaskData.from_tasks(sources, targets, cond)
+            self.x_scaler, self.y_scaler = Standardizer.fit(data.x_raw), Standardizer.fit(data.y_raw)
+            data = replicate(data, mesh)
+            runner = make_chunk_runner(partial(self._step, batch_size=batch_size, mesh=mesh), chunk)
+        else:
+            data, (x_stats, y_stats) = feed, feed.standardizers()
+            self.x_scaler, self.y_scaler = Standardizer(*x_stats), Standardizer(*y_stats)
+            feed.configure(batch_size, chunk, int(n_iters), *feed_placement(mesh, batch_size))
+            runner = make_fed_runner(partial(self._fed_step, mesh=mesh), chunk)
+        self._build(dim_x, dim_y, cond.shape[1])
         key_init, key_train = jax.random.split(jax.random.key(seed))
         params = self._init_params(key_init)
-        carry = (params, self.optimizer.init(params))
-        chunk = int(min(self.config["chunk_size"], n_iters))
-        runner = make_chunk_runner(partial(self._step, batch_size=batch_size), chunk)
-        (params, _), history = run_training(
-            runner, carry, data, n_iters=int(n_iters), chunk_size=chunk, seed=key_train, desc="GENOT", callback=callback
-        )
+        carry = replicate((params, self.optimizer.init(params)), mesh)
+        with feed or contextlib.nullcontext():  # stops the reader thread however training ends
+            (params, _), history = train_with_checkpoints(
+                runner, carry, data, n_iters=int(n_iters), chunk_size=chunk, seed=key_train, desc="GENOT",
+                callback=callback, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
+                fingerprint=self._fingerprint(seed, batch_size, feed is not None),
+                restore=partial(replicate, mesh=mesh),
+            )  # fmt: skip
+        params = jax.device_get(params) if mesh is not None else params
         self.params = params
         self.loss_history = history
         self.condition_dim = cond.shape[1]

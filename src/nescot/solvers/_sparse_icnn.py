@@ -135,11 +135,12 @@ class SparseICNN:
         return ((f_params, g_params, f_opt, g_opt), lam), {"loss": g_value, "loss_f": f_value}
 
     # -- fitting ---------------------------------------------------------------------------------
-    def _train(self, n_iters: int, seed_key: jax.Array, start: int, desc: str) -> None:
+    def _train(self, n_iters: int, seed_key: jax.Array, start: int, desc: str, callback=None) -> None:
         carry = (self._state, jnp.float32(self.lam))
         (self._state, _), history = run_training(
             self._runner, carry, self._data, n_iters=n_iters, chunk_size=self._chunk, seed=seed_key,
-            desc=desc, start_iter=start, hint="Try a smaller learning_rate or lam, or fewer n_inner steps.",
+            desc=desc, start_iter=start, callback=callback,
+            hint="Try a smaller learning_rate or lam, or fewer n_inner steps.",
         )  # fmt: skip
         for k, v in history.items():
             self.loss_history[k] = np.concatenate([self.loss_history.get(k, np.zeros(0)), v])
@@ -166,6 +167,7 @@ class SparseICNN:
         t0: float = 1.0,
         t_min: float = 0.5,
         cooling: float = 0.95,
+        callback: Callable[[int, Any], None] | None = None,
     ) -> SparseICNN:
         """Fit the map from source cells ``x`` to target cells ``y`` (both (n, G), same genes).
 
@@ -175,6 +177,7 @@ class SparseICNN:
         ``t_min`` (times ``cooling`` per block), proposals ``lam * (1 - U(0, r))`` with
         ``r = max(0.01, exp(-3 (1 - T)))``, accepted when feasible; the most faithful feasible state (lowest
         sliced Wasserstein distance to the target) is kept. Every block is recorded in ``self.trajectory``.
+        ``callback(iteration, (state, lam))`` is called after each chunk of steps.
 
         Returns
         -------
@@ -214,7 +217,7 @@ class SparseICNN:
             self.trajectory.append(entry)
             return entry
 
-        self._train(int(n_iters), key_train, step, "SparseICNN")
+        self._train(int(n_iters), key_train, step, "SparseICNN", callback)
         step += int(n_iters)
         metrics = record("initial")
         if target_dim is None:
@@ -228,7 +231,7 @@ class SparseICNN:
                     f"(now {metrics['mean_dim']:.1f}); raise lam, max_growth_blocks or target_dim."
                 )
             self.lam *= lam_growth
-            self._train(block, key_train, step, f"SparseICNN lam={self.lam:.3g}")
+            self._train(block, key_train, step, f"SparseICNN lam={self.lam:.3g}", callback)
             step += block
             grown += 1
             metrics = record("grow")
@@ -238,7 +241,7 @@ class SparseICNN:
         while temperature > t_min:
             r = max(0.01, float(np.exp(-3.0 * (1.0 - temperature))))
             self._state, self.lam = current[0], current[1] * (1.0 - rng.uniform(0.0, r))
-            self._train(block, key_train, step, f"SparseICNN T={temperature:.2f}")
+            self._train(block, key_train, step, f"SparseICNN T={temperature:.2f}", callback)
             step += block
             metrics = record("anneal", temperature)
             if metrics["accepted"]:

@@ -9,9 +9,19 @@ import numpy as np
 from anndata import AnnData
 
 from .._settings import logger
+from ..io._lazy import column_mean, lazy_rep, take_rows
 from ..metrics import compare_populations
 from ..solvers import ConditionalSolver, get_solver
-from ._utils import check_key_added, fill_rows, get_group_masks, get_rep, split_holdout, write_results
+from ._utils import (
+    check_finite,
+    check_fit_kwargs,
+    check_key_added,
+    fill_rows,
+    get_group_masks,
+    get_rep,
+    split_holdout,
+    write_results,
+)
 
 
 def _pca_decoder(adata: AnnData, rep: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -22,7 +32,7 @@ def _pca_decoder(adata: AnnData, rep: str) -> tuple[np.ndarray, np.ndarray, np.n
     if loadings.shape[1] != adata.obsm["X_pca"].shape[1]:
         return None
     zero_center = bool(adata.uns.get("pca", {}).get("params", {}).get("zero_center", True))
-    centre = np.asarray(adata.X.mean(0)).ravel() if zero_center else np.zeros(adata.n_vars)
+    centre = column_mean(adata.X) if zero_center else np.zeros(adata.n_vars)
     in_pca = np.any(loadings != 0, axis=1)
     return loadings, centre, in_pca
 
@@ -47,6 +57,7 @@ def map_perturbation(
     seed: int = 0,
     key_added: str = "map_perturbation",
     solver_kwargs: dict[str, Any] | None = None,
+    fit_kwargs: dict[str, Any] | None = None,
 ) -> ConditionalSolver:
     """Map a source population (e.g. control cells) onto one or several perturbed populations.
 
@@ -86,6 +97,9 @@ def map_perturbation(
         Prefix of every key written.
     solver_kwargs
         Further arguments of the solver (e.g. ``hidden_dims``, ``learning_rate``, ``n_samples_per_source``).
+    fit_kwargs
+        Further arguments of the solver's ``fit``, e.g. for GENOT ``checkpoint_dir``, ``checkpoint_every``,
+        ``resume`` (periodic checkpoints of a long training) and ``devices`` (data-parallel training).
 
     Returns
     -------
@@ -110,21 +124,30 @@ def map_perturbation(
         raise ValueError(f"`holdout` must be in [0, 1), got {holdout}.")
     if int(n_samples) < 1:
         raise ValueError(f"`n_samples` must be >= 1, got {n_samples}.")
+    fit_kwargs = check_fit_kwargs(get_solver(solver), fit_kwargs)
     masks = get_group_masks(adata, groupby, [source, *targets])
-    data = get_rep(adata, rep)
+    data = lazy_rep(adata, rep)  # on-disk X / layer: read by rows, never loaded whole
+    data = get_rep(adata, rep) if data is None else data
     model = get_solver(solver)(
         cost=cost, epsilon=epsilon, scale_cost=scale_cost, tau_a=tau_a, tau_b=tau_b, **(solver_kwargs or {})
     )
 
     rng = np.random.default_rng(seed)
     x_all = data[masks[str(source)]]
+    check_finite(x_all, f"representation {rep!r}")
     x_train, x_test = (x_all[idx] for idx in split_holdout(len(x_all), holdout, rng))
     y_splits = {t: split_holdout(int(masks[str(t)].sum()), holdout, rng) for t in targets}
-    y_train = [data[masks[str(t)]][y_splits[t][0]] for t in targets]
+    y_train = [take_rows(data, np.flatnonzero(masks[str(t)])[y_splits[t][0]]) for t in targets]
     conditions = np.eye(len(targets), dtype=np.float32) if len(targets) > 1 else None
 
     model.fit(
-        [x_train] * len(targets), y_train, condition=conditions, n_iters=n_iters, batch_size=batch_size, seed=seed
+        [x_train] * len(targets),
+        y_train,
+        condition=conditions,
+        n_iters=n_iters,
+        batch_size=batch_size,
+        seed=seed,
+        **fit_kwargs,
     )
 
     src_mask = masks[str(source)]
@@ -145,7 +168,7 @@ def map_perturbation(
             expr = (mean @ loadings.T + centre) * in_pca
             layers[key] = fill_rows(adata.n_obs, src_mask, expr.astype(np.float32), fill=0.0)
             var[f"{key_added}_reconstructed"] = in_pca
-        y_test = data[masks[str(t)]][y_splits[t][1]]
+        y_test = data[np.flatnonzero(masks[str(t)])[y_splits[t][1]]]
         if len(x_test) and len(y_test):
             pred_test = model.predict(x_test, cond, n_samples=n_samples, seed=seed + 1)
             metrics[str(t)] = compare_populations(pred_test, y_test, seed=seed)

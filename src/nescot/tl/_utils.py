@@ -7,6 +7,7 @@ Everything here raises before any training starts; results are written in one pl
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -168,3 +169,19 @@ def write_results(
         adata.uns[key] = to_uns(value)
         written.append(f".uns[{key!r}]")
     logger.info("added %s", ", ".join(written))
+
+
+_FIT_ARGS_SET_BY_TL = ("source", "target", "condition", "n_iters", "batch_size", "seed")
+
+
+def check_fit_kwargs(solver_cls: type, fit_kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    """Check that ``fit_kwargs`` names arguments of ``solver_cls.fit`` that the ``tl`` function does not set itself."""
+    fit_kwargs = dict(fit_kwargs or {})
+    accepted = set(inspect.signature(solver_cls.fit).parameters) - {"self", *_FIT_ARGS_SET_BY_TL}
+    unknown = sorted(set(fit_kwargs) - accepted)
+    if unknown:
+        raise TypeError(
+            f"`fit_kwargs` has {unknown}, which {solver_cls.__name__}.fit does not take here; "
+            f"accepted: {sorted(accepted)}."
+        )
+    return fit_kwargs

@@ -1,0 +1,106 @@
+"""EgNOT benchmarks: the same Gaussian and mixture pairs as GENOT, and train / transport speed.
+
+EgNOT's ``epsilon`` is absolute for the cost ||x - y||^2 with ``scale_cost=1.0`` (ott's convention, as
+GENOT's), so the pairs and seeds of ``benchmarks.genot`` are reused unchanged.
+"""
+
+from __future__ import annotations
+
+import nescot as ns
+
+from . import register
+from ._mixture_pairs import mixture_pair
+from ._timing import fit_chunk_ms, median_time, wall
+from .genot import ACCURACY, MIXTURES
+
+FAMILY = "egnot"
+# 2 x 128 MLP potential, 100 Langevin steps per training step (the solver's default chain length).
+NET = {"smoke": {"hidden_dims": (16, 16), "n_langevin_steps": 10}, "quick": {"hidden_dims": (128, 128)}}
+NET["full"] = NET["quick"]
+
+
+def _fit(eps: float, x, y, cfg: dict, suite: str):
+    model = ns.solvers.EgNOT(epsilon=eps, scale_cost=1.0, **NET[suite])
+    _, secs = wall(lambda: model.fit(x, y, n_iters=cfg["n_iters_egnot"], batch_size=cfg.get("batch", 256), seed=0))
+    return model, secs
+
+
+@register(
+    "egnot.accuracy.gaussian",
+    family=FAMILY,
+    kind="accuracy",
+    description="cBW2-UVP of EgNOT conditionals vs the closed-form Gaussian entropic plan",
+)
+def accuracy_gaussian(suite: str) -> dict:
+    cfg, rows = ACCURACY[suite], []
+    for dim, eps in cfg["cases"]:
+        pair = ns.datasets.gaussian_pair(dim, eps, seed=0)
+        x, y = pair.sample_source(cfg["n_train"], seed=0), pair.sample_target(cfg["n_train"], seed=1)
+        model, secs = _fit(eps, x, y, cfg, suite)
+        x_test = pair.sample_source(cfg["n_test"], seed=3)
+        mean, cov = pair.conditional_mean(x_test), pair.conditional_covariance()
+        uvp = ns.metrics.cbw2_uvp(model.transport(x_test, n_samples=cfg["n_samples"], seed=1), mean, cov,
+                                  pair.target_variance)  # fmt: skip
+        floor = ns.metrics.cbw2_uvp(pair.sample_plan(x_test, cfg["n_samples"], seed=4), mean, cov, pair.target_variance)
+        rows.append({"d": dim, "eps": eps, "n_iters": cfg["n_iters_egnot"], "train_s": round(secs, 1),
+                     "cbw2_uvp_%": uvp, "floor_%": floor})  # fmt: skip
+    return {"rows": rows, "notes": [f"same pairs, seeds and metric as genot.accuracy.gaussian; EgNOT {NET[suite]}"]}
+
+
+@register(
+    "egnot.accuracy.mixtures",
+    family=FAMILY,
+    kind="accuracy",
+    description="Gushchin et al. (2023) construction: Gaussian source, Gaussian-mixture conditionals, EgNOT",
+)
+def accuracy_mixtures(suite: str) -> dict:
+    cfg, rows = MIXTURES[suite], []
+    for dim, eps_paper in cfg["cases"]:
+        pair = mixture_pair(dim, eps_paper, seed=0)
+        x, y = pair.sample_source(cfg["n_train"], seed=0), pair.sample_target(cfg["n_train"], seed=1)
+        model, secs = _fit(pair.epsilon_ott, x, y, cfg, suite)
+        x_test = pair.sample_source(cfg["n_test"], seed=3)
+        mean, cov = pair.conditional_moments(x_test)
+        var_q = pair.target_variance(cfg["n_var"])
+        uvp = ns.metrics.cbw2_uvp(model.transport(x_test, n_samples=cfg["n_samples"], seed=1), mean, cov, var_q)
+        floor = ns.metrics.cbw2_uvp(pair.sample_plan(x_test, cfg["n_samples"], seed=4), mean, cov, var_q)
+        rows.append({"solver": "nescot EgNOT (measured)", "d": dim, "eps_paper": eps_paper,
+                     "n_iters": cfg["n_iters_egnot"], "train_s": round(secs, 1), "cbw2_uvp_paper_%": uvp / 2,
+                     "floor_paper_%": floor / 2})  # fmt: skip
+    return {"rows": rows, "notes": ["same pairs, seeds and metric as genot.accuracy.mixtures"]}
+
+
+SPEED = {"smoke": (4, 2, 16), "quick": (20, 6, 256), "full": (50, 10, 1024)}  # steps per chunk, chunks, cells
+
+
+@register(
+    "egnot.speed",
+    family=FAMILY,
+    kind="speed",
+    description="EgNOT train ms/step and transport ms/cell at d=16, batch 256",
+)
+def speed(suite: str) -> dict:
+    chunk, n_chunks, n_cells = SPEED[suite]
+    pair = ns.datasets.gaussian_pair(16, 1.0, seed=0)
+    x, y = pair.sample_source(10000, seed=0), pair.sample_target(10000, seed=1)
+    model = ns.solvers.EgNOT(epsilon=1.0, scale_cost=1.0, chunk_size=chunk, **NET[suite])
+    train = fit_chunk_ms(lambda cb: model.fit(x, y, n_iters=chunk * (n_chunks + 1), seed=0, callback=cb))
+    cells = pair.sample_source(n_cells, seed=5)
+    t = median_time(lambda: model.transport(cells, n_samples=1, seed=0), repeats=3)
+    steps = model.config["n_langevin_steps"]
+    return {
+        "rows": [
+            {
+                "impl": "nescot EgNOT",
+                "ms_per_step": train["median_ms"],
+                "langevin_steps": steps,
+                "transport_ms_per_cell": 1e3 * t["median_s"] / n_cells,
+                "compile_s": train["first_chunk_s"],
+            }
+        ],
+        "notes": [
+            f"d=16, batch 256, potential {NET[suite]}, {steps} Langevin steps per training step and at transport; "
+            f"ms_per_step: median over {n_chunks} chunks of {chunk} steps of EgNOT.fit after the first (compile)",
+            "no coupling solve: EgNOT's inner cost is the Langevin chain (coupling share not applicable)",
+        ],
+    }
