@@ -9,7 +9,7 @@ from __future__ import annotations
 import nescot as ns
 
 from . import register
-from ._mixture_pairs import mixture_pair
+from ._cases import Case, gaussian_case, mixture_case
 from ._timing import fit_chunk_ms, median_time, wall
 from .genot import ACCURACY, MIXTURES
 
@@ -19,10 +19,16 @@ NET = {"smoke": {"hidden_dims": (16, 16), "n_langevin_steps": 10}, "quick": {"hi
 NET["full"] = NET["quick"]
 
 
-def _fit(eps: float, x, y, cfg: dict, suite: str):
-    model = ns.solvers.EgNOT(epsilon=eps, scale_cost=1.0, **NET[suite])
-    _, secs = wall(lambda: model.fit(x, y, n_iters=cfg["n_iters_egnot"], batch_size=cfg.get("batch", 256), seed=0))
+def _fit(case: Case, cfg: dict, suite: str):
+    model = ns.solvers.EgNOT(epsilon=case.epsilon_ott, scale_cost=1.0, **NET[suite])
+    _, secs = wall(
+        lambda: model.fit(case.x, case.y, n_iters=cfg["n_iters_egnot"], batch_size=cfg.get("batch", 256), seed=0)
+    )
     return model, secs
+
+
+def _uvp(model, case: Case, n_samples: int) -> float:
+    return case.score(model.transport(case.x_test, n_samples=n_samples, seed=1))
 
 
 @register(
@@ -34,14 +40,9 @@ def _fit(eps: float, x, y, cfg: dict, suite: str):
 def accuracy_gaussian(suite: str) -> dict:
     cfg, rows = ACCURACY[suite], []
     for dim, eps in cfg["cases"]:
-        pair = ns.datasets.gaussian_pair(dim, eps, seed=0)
-        x, y = pair.sample_source(cfg["n_train"], seed=0), pair.sample_target(cfg["n_train"], seed=1)
-        model, secs = _fit(eps, x, y, cfg, suite)
-        x_test = pair.sample_source(cfg["n_test"], seed=3)
-        mean, cov = pair.conditional_mean(x_test), pair.conditional_covariance()
-        uvp = ns.metrics.cbw2_uvp(model.transport(x_test, n_samples=cfg["n_samples"], seed=1), mean, cov,
-                                  pair.target_variance)  # fmt: skip
-        floor = ns.metrics.cbw2_uvp(pair.sample_plan(x_test, cfg["n_samples"], seed=4), mean, cov, pair.target_variance)
+        case = gaussian_case(dim, eps, cfg)
+        model, secs = _fit(case, cfg, suite)
+        uvp, floor = _uvp(model, case, cfg["n_samples"]), case.floor
         rows.append({"d": dim, "eps": eps, "n_iters": cfg["n_iters_egnot"], "train_s": round(secs, 1),
                      "cbw2_uvp_%": uvp, "floor_%": floor})  # fmt: skip
     return {"rows": rows, "notes": [f"same pairs, seeds and metric as genot.accuracy.gaussian; EgNOT {NET[suite]}"]}
@@ -56,14 +57,9 @@ def accuracy_gaussian(suite: str) -> dict:
 def accuracy_mixtures(suite: str) -> dict:
     cfg, rows = MIXTURES[suite], []
     for dim, eps_paper in cfg["cases"]:
-        pair = mixture_pair(dim, eps_paper, seed=0)
-        x, y = pair.sample_source(cfg["n_train"], seed=0), pair.sample_target(cfg["n_train"], seed=1)
-        model, secs = _fit(pair.epsilon_ott, x, y, cfg, suite)
-        x_test = pair.sample_source(cfg["n_test"], seed=3)
-        mean, cov = pair.conditional_moments(x_test)
-        var_q = pair.target_variance(cfg["n_var"])
-        uvp = ns.metrics.cbw2_uvp(model.transport(x_test, n_samples=cfg["n_samples"], seed=1), mean, cov, var_q)
-        floor = ns.metrics.cbw2_uvp(pair.sample_plan(x_test, cfg["n_samples"], seed=4), mean, cov, var_q)
+        case = mixture_case(dim, eps_paper, cfg)
+        model, secs = _fit(case, cfg, suite)
+        uvp, floor = _uvp(model, case, cfg["n_samples"]), case.floor
         rows.append({"solver": "nescot EgNOT (measured)", "d": dim, "eps_paper": eps_paper,
                      "n_iters": cfg["n_iters_egnot"], "train_s": round(secs, 1), "cbw2_uvp_paper_%": uvp / 2,
                      "floor_paper_%": floor / 2})  # fmt: skip

@@ -13,8 +13,8 @@ import nescot as ns
 from nescot.solvers._couplings import sample_conditional_indices
 
 from . import register
+from ._cases import Case, gaussian_case, mixture_case
 from ._genot_internals import coupling_runner, prepare, step_runner, step_runner_gumbel_max
-from ._mixture_pairs import mixture_pair
 from ._published import published_rows
 from ._scaling import scaling_rows
 from ._straightforward import StraightforwardGENOT
@@ -59,9 +59,10 @@ def _net(suite: str) -> dict:
     return SMOKE_NET if suite == "smoke" else {}
 
 
-def _fit(x, y, *, epsilon, n_iters, batch, net, seed=0, **kw):
-    model = ns.solvers.GENOT(epsilon=epsilon, scale_cost=1.0, chunk_size=min(100, n_iters), **net, **kw)
-    _, seconds = wall(lambda: model.fit(x, y, n_iters=n_iters, batch_size=batch, seed=seed))
+def _fit(case: Case, cfg: dict, suite: str):
+    n_iters = cfg["n_iters"]
+    model = ns.solvers.GENOT(epsilon=case.epsilon_ott, scale_cost=1.0, chunk_size=min(100, n_iters), **_net(suite))
+    _, seconds = wall(lambda: model.fit(case.x, case.y, n_iters=n_iters, batch_size=cfg.get("batch", 256), seed=0))
     return model, seconds
 
 
@@ -86,12 +87,10 @@ def _minibatch_target(pair, x_test, *, epsilon, batch, n_batches, draws, seed=10
     return np.stack(out)
 
 
-def _uvp_rows(model, truth_samples, x_test, mean, cov, target_var, n_samples):
-    samples = model.transport(x_test, n_samples=n_samples, seed=1)
-    uvp = ns.metrics.cbw2_uvp(samples, mean, cov, target_var)
-    floor = ns.metrics.cbw2_uvp(truth_samples, mean, cov, target_var)
-    conv = float(np.nanmean(model.loss_history.get("coupling_converged", np.nan)))
-    return uvp, floor, conv
+def _score(model, case: Case, n_samples: int) -> tuple[float, float]:
+    """cBW2-UVP of the model's conditionals at the case's test cells, and the share of converged couplings."""
+    uvp = case.score(model.transport(case.x_test, n_samples=n_samples, seed=1))
+    return uvp, float(np.nanmean(model.loss_history.get("coupling_converged", np.nan)))
 
 
 @register(
@@ -104,16 +103,13 @@ def accuracy_gaussian(suite: str) -> dict:
     cfg = ACCURACY[suite]
     rows = []
     for dim, eps in cfg["cases"]:
-        pair = ns.datasets.gaussian_pair(dim, eps, seed=0)
-        x, y = pair.sample_source(cfg["n_train"], seed=0), pair.sample_target(cfg["n_train"], seed=1)
-        model, secs = _fit(x, y, epsilon=eps, n_iters=cfg["n_iters"], batch=cfg.get("batch", 256), net=_net(suite))
-        x_test = pair.sample_source(cfg["n_test"], seed=3)
-        mean, cov = pair.conditional_mean(x_test), pair.conditional_covariance()
-        truth = pair.sample_plan(x_test, cfg["n_samples"], seed=4)
-        uvp, floor, conv = _uvp_rows(model, truth, x_test, mean, cov, pair.target_variance, cfg["n_samples"])
+        case = gaussian_case(dim, eps, cfg)
+        model, secs = _fit(case, cfg, suite)
+        uvp, conv = _score(model, case, cfg["n_samples"])
         n_mb, batch = cfg["n_minibatch_test"], cfg.get("batch", 256)
-        mb = _minibatch_target(pair, x_test[:n_mb], epsilon=eps, batch=batch, n_batches=cfg["n_samples"] // 8, draws=8)
-        mb_uvp = ns.metrics.cbw2_uvp(mb, mean[:n_mb], cov, pair.target_variance)
+        mb = _minibatch_target(case.pair, case.x_test[:n_mb], epsilon=eps, batch=batch,
+                               n_batches=cfg["n_samples"] // 8, draws=8)  # fmt: skip
+        mb_uvp = ns.metrics.cbw2_uvp(mb, case.mean[:n_mb], case.cov, case.target_variance)
         rows.append(
             {
                 "d": dim,
@@ -122,7 +118,7 @@ def accuracy_gaussian(suite: str) -> dict:
                 "train_s": round(secs, 1),
                 "cbw2_uvp_%": uvp,
                 "cbw2_uvp_paper_%": uvp / 2,
-                "floor_%": floor,
+                "floor_%": case.floor,
                 "minibatch_target_%": mb_uvp,
                 "coupling_conv": conv,
             }
@@ -152,26 +148,19 @@ def accuracy_mixtures(suite: str) -> dict:
     cfg = MIXTURES[suite]
     rows = []
     for dim, eps_paper in cfg["cases"]:
-        pair = mixture_pair(dim, eps_paper, seed=0)
-        x, y = pair.sample_source(cfg["n_train"], seed=0), pair.sample_target(cfg["n_train"], seed=1)
-        model, secs = _fit(
-            x, y, epsilon=pair.epsilon_ott, n_iters=cfg["n_iters"], batch=cfg.get("batch", 256), net=_net(suite)
-        )
-        x_test = pair.sample_source(cfg["n_test"], seed=3)
-        mean, cov = pair.conditional_moments(x_test)
-        truth = pair.sample_plan(x_test, cfg["n_samples"], seed=4)
-        var_q = pair.target_variance(cfg["n_var"])
-        uvp, floor, conv = _uvp_rows(model, truth, x_test, mean, cov, var_q, cfg["n_samples"])
+        case = mixture_case(dim, eps_paper, cfg)
+        model, secs = _fit(case, cfg, suite)
+        uvp, conv = _score(model, case, cfg["n_samples"])
         rows.append(
             {
                 "solver": "nescot GENOT (measured)",
                 "d": dim,
                 "eps_paper": eps_paper,
-                "eps_ott": pair.epsilon_ott,
+                "eps_ott": case.epsilon_ott,
                 "n_iters": cfg["n_iters"],
                 "train_s": round(secs, 1),
                 "cbw2_uvp_paper_%": uvp / 2,
-                "floor_paper_%": floor / 2,
+                "floor_paper_%": case.floor / 2,
                 "coupling_conv": conv,
             }
         )
