@@ -21,68 +21,165 @@ def _pair(x, y) -> tuple[jax.Array, jax.Array]:
     return jnp.asarray(x), jnp.asarray(y)
 
 
-def _mean_dist(a: jax.Array, b: jax.Array) -> jax.Array:
+def _weights(w, n: int, name: str) -> jax.Array:
+    """Probability weights of ``n`` cells: uniform for ``None``, else ``w`` checked and normalised to sum 1."""
+    if w is None:
+        return jnp.full((n,), 1.0 / n)
+    w = np.asarray(w, np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+        raise ValueError(f"`{name}` must hold {n} finite non-negative weights with a positive sum (shape {w.shape}).")
+    return jnp.asarray(w / w.sum(), jnp.float32)
+
+
+def _weighted_mean_dist(a: jax.Array, b: jax.Array, wa: jax.Array, wb: jax.Array) -> jax.Array:
     d2 = jnp.sum(a**2, 1)[:, None] + jnp.sum(b**2, 1)[None, :] - 2 * a @ b.T
-    return jnp.mean(jnp.sqrt(jnp.maximum(d2, 0.0)))
+    return wa @ jnp.sqrt(jnp.maximum(d2, 0.0)) @ wb
 
 
-def energy_distance(x: np.ndarray, y: np.ndarray) -> float:
-    """Energy distance ``2 E|X - Y| - E|X - X'| - E|Y - Y'|`` (V-statistic, >= 0).
+def energy_distance(
+    x: np.ndarray, y: np.ndarray, *, x_weights: np.ndarray | None = None, y_weights: np.ndarray | None = None
+) -> float:
+    """Energy distance ``2 E|X - Y| - E|X - X'| - E|Y - Y'|`` (V-statistic, >= 0, in the data's units).
 
     Parameters
     ----------
     x, y
         Samples (n, d) and (m, d).
+    x_weights, y_weights
+        Optional non-negative weights of the cells (e.g. learned masses): the expectations are then over the
+        weighted empirical laws. ``None``: uniform.
 
     Returns
     -------
     The energy distance.
     """
     x, y = _pair(x, y)
-    return float(2 * _mean_dist(x, y) - _mean_dist(x, x) - _mean_dist(y, y))
+    wx, wy = _weights(x_weights, len(x), "x_weights"), _weights(y_weights, len(y), "y_weights")
+    return float(
+        2 * _weighted_mean_dist(x, y, wx, wy) - _weighted_mean_dist(x, x, wx, wx) - _weighted_mean_dist(y, y, wy, wy)
+    )
 
 
-def mmd_rbf(x: np.ndarray, y: np.ndarray, gammas: Sequence[float] = (2.0, 1.0, 0.5, 0.1, 0.01, 0.005)) -> float:
-    """Squared MMD with RBF kernels ``exp(-gamma |a - b|^2)``, averaged over ``gammas`` (biased estimate)."""
+def mmd_rbf(
+    x: np.ndarray,
+    y: np.ndarray,
+    gammas: Sequence[float] = (2.0, 1.0, 0.5, 0.1, 0.01, 0.005),
+    *,
+    x_weights: np.ndarray | None = None,
+    y_weights: np.ndarray | None = None,
+) -> float:
+    """Squared MMD with RBF kernels ``exp(-gamma |a - b|^2)``, averaged over ``gammas`` (biased V-statistic).
+
+    The bandwidths are absolute (in the data's squared units). ``x_weights`` / ``y_weights``: optional cell
+    weights, as in :func:`energy_distance`.
+    """
     x, y = _pair(x, y)
+    wx, wy = _weights(x_weights, len(x), "x_weights"), _weights(y_weights, len(y), "y_weights")
 
     def sqd(a, b):
         return jnp.maximum(jnp.sum(a**2, 1)[:, None] + jnp.sum(b**2, 1)[None, :] - 2 * a @ b.T, 0.0)
 
     dxx, dyy, dxy = sqd(x, x), sqd(y, y), sqd(x, y)
-    vals = [jnp.mean(jnp.exp(-g * dxx)) + jnp.mean(jnp.exp(-g * dyy)) - 2 * jnp.mean(jnp.exp(-g * dxy)) for g in gammas]
+    vals = [wx @ jnp.exp(-g * dxx) @ wx + wy @ jnp.exp(-g * dyy) @ wy - 2 * wx @ jnp.exp(-g * dxy) @ wy for g in gammas]
     return float(jnp.mean(jnp.stack(vals)))
 
 
-def sinkhorn_divergence(x: np.ndarray, y: np.ndarray, epsilon: float = 0.1, scale_cost: float | str = 1.0) -> float:
-    """Debiased Sinkhorn divergence (ott-jax) for the squared Euclidean cost ``||x - y||^2``."""
+def sinkhorn_divergence(
+    x: np.ndarray,
+    y: np.ndarray,
+    epsilon: float = 0.1,
+    scale_cost: float | str = 1.0,
+    *,
+    x_weights: np.ndarray | None = None,
+    y_weights: np.ndarray | None = None,
+) -> float:
+    """Debiased Sinkhorn divergence (ott-jax) for the squared Euclidean cost ``||x - y||^2``.
+
+    ``S(x, y) = OT_eps(x, y) - (OT_eps(x, x) + OT_eps(y, y)) / 2``: 0 for equal samples, growing with their
+    difference. The three terms use one cost scale and one ``epsilon``, so the value is a divergence.
+
+    Parameters
+    ----------
+    x, y
+        Samples (n, d) and (m, d); ``y`` is the reference population (e.g. observed cells).
+    epsilon
+        Entropic regularisation of the cost divided by ``scale_cost``.
+    scale_cost
+        A positive number dividing every cost, or ``"mean"``: the mean cost between two cells of ``y``
+        (``2 tr Cov(y)``). Fixing the scale on the reference makes values for different ``x`` against the same
+        ``y`` comparable. (ott's own ``"mean"`` would scale each of the three terms by its own mean, which
+        makes the value saturate as the populations move apart.)
+    x_weights, y_weights
+        Optional non-negative cell weights (e.g. learned masses); ``None``: uniform.
+
+    Returns
+    -------
+    The divergence, in units of the scaled cost.
+    """
     x, y = _pair(x, y)
-    value, _ = ott_sd.sinkhorn_divergence(pointcloud.PointCloud, x, y, epsilon=epsilon, scale_cost=scale_cost)
+    wx, wy = _weights(x_weights, len(x), "x_weights"), _weights(y_weights, len(y), "y_weights")
+    if isinstance(scale_cost, str):
+        if scale_cost != "mean":
+            raise ValueError(f"`scale_cost` must be a positive number or 'mean', got {scale_cost!r}.")
+        centred = y - wy @ y
+        scale = float(2 * wy @ jnp.sum(centred**2, axis=1))
+    else:
+        scale = float(scale_cost)
+    if not (np.isfinite(scale) and scale > 0):
+        raise ValueError(f"The cost scale must be a positive number, got {scale} (scale_cost={scale_cost!r}).")
+    value, _ = ott_sd.sinkhorn_divergence(
+        pointcloud.PointCloud, x, y, a=wx, b=wy, epsilon=float(epsilon), scale_cost=scale
+    )
     return float(value)
 
 
-def pearson_r_means(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson correlation between the feature means of the two populations."""
-    mx, my = np.asarray(x).mean(0), np.asarray(y).mean(0)
+def _weighted_feature_means(a: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+    a = np.asarray(a, np.float64)
+    return a.mean(0) if w is None else np.asarray(_weights(w, len(a), "pred_weights"), np.float64) @ a
+
+
+def pearson_r_means(x: np.ndarray, y: np.ndarray, *, x_weights: np.ndarray | None = None) -> float:
+    """Pearson correlation between the feature means of the two populations (``x``'s optionally weighted)."""
+    mx, my = _weighted_feature_means(x, x_weights), np.asarray(y).mean(0)
     if mx.size < 2 or np.std(mx) == 0 or np.std(my) == 0:
         return float("nan")
     return float(np.corrcoef(mx, my)[0, 1])
 
 
-def r2_means(pred: np.ndarray, obs: np.ndarray) -> float:
-    """Coefficient of determination of the observed feature means by the predicted ones."""
-    mp, mo = np.asarray(pred).mean(0), np.asarray(obs).mean(0)
+def r2_means(pred: np.ndarray, obs: np.ndarray, *, pred_weights: np.ndarray | None = None) -> float:
+    """Coefficient of determination of the observed feature means by the predicted ones.
+
+    ``1 - sum_g (mean_obs_g - mean_pred_g)^2 / sum_g (mean_obs_g - mean over g of mean_obs)^2``: 1 is perfect,
+    0 as good as predicting every feature by the average observed feature mean, negative worse. In a
+    representation whose features are centred (e.g. PCA), the spread of the observed means is small and this
+    value is harsh; :func:`pearson_r_means` and the distances are then more telling.
+    """
+    mp, mo = _weighted_feature_means(pred, pred_weights), np.asarray(obs, np.float64).mean(0)
     ss_tot = np.sum((mo - mo.mean()) ** 2)
     return float(1.0 - np.sum((mo - mp) ** 2) / ss_tot) if ss_tot > 0 else float("nan")
 
 
-def compare_populations(pred: np.ndarray, obs: np.ndarray, *, max_cells: int = 2000, seed: int = 0) -> dict[str, float]:
+def compare_populations(
+    pred: np.ndarray,
+    obs: np.ndarray,
+    *,
+    pred_weights: np.ndarray | None = None,
+    max_cells: int = 2000,
+    seed: int = 0,
+) -> dict[str, float]:
     """All population metrics at once: energy distance, Sinkhorn divergence, RBF MMD, Pearson r and R^2 of means.
+
+    Conventions: :func:`energy_distance` in the data's units; :func:`sinkhorn_divergence` with ``epsilon=0.1``
+    relative to the mean cost within ``obs`` (one scale for its three terms); :func:`mmd_rbf` with its absolute
+    bandwidths; :func:`pearson_r_means` and :func:`r2_means` on feature means.
 
     Parameters
     ----------
     pred, obs
         Predicted and observed cells, (n, d) and (m, d).
+    pred_weights
+        Optional non-negative weights of the predicted cells, e.g. the learned masses of their source cells in
+        an unbalanced problem: every metric then compares the weighted predicted population.
     max_cells
         Larger populations are subsampled (without replacement) to this many cells for the pairwise metrics.
     seed
@@ -94,14 +191,16 @@ def compare_populations(pred: np.ndarray, obs: np.ndarray, *, max_cells: int = 2
     """
     rng = np.random.default_rng(seed)
     pred, obs = np.asarray(pred, np.float32), np.asarray(obs, np.float32)
-    p = pred[rng.choice(len(pred), max_cells, replace=False)] if len(pred) > max_cells else pred
+    w = None if pred_weights is None else np.asarray(_weights(pred_weights, len(pred), "pred_weights"))
+    ip = rng.choice(len(pred), max_cells, replace=False) if len(pred) > max_cells else np.arange(len(pred))
     o = obs[rng.choice(len(obs), max_cells, replace=False)] if len(obs) > max_cells else obs
+    p, wp = pred[ip], None if w is None else w[ip]
     return {
-        "energy_distance": energy_distance(p, o),
-        "sinkhorn_divergence": sinkhorn_divergence(p, o, epsilon=0.1, scale_cost="mean"),
-        "mmd_rbf": mmd_rbf(p, o),
-        "pearson_r_means": pearson_r_means(pred, obs),
-        "r2_means": r2_means(pred, obs),
+        "energy_distance": energy_distance(p, o, x_weights=wp),
+        "sinkhorn_divergence": sinkhorn_divergence(p, o, epsilon=0.1, scale_cost="mean", x_weights=wp),
+        "mmd_rbf": mmd_rbf(p, o, x_weights=wp),
+        "pearson_r_means": pearson_r_means(pred, obs, x_weights=w),
+        "r2_means": r2_means(pred, obs, pred_weights=w),
     }
 
 

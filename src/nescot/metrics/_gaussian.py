@@ -11,7 +11,10 @@ def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
 
 
 def bures_wasserstein2(mean1: np.ndarray, cov1: np.ndarray, mean2: np.ndarray, cov2: np.ndarray) -> np.ndarray:
-    """Squared 2-Wasserstein distance between Gaussians (batched over leading axes)."""
+    """Squared 2-Wasserstein distance between Gaussians (batched over leading axes), no factor 1/2.
+
+    ``||m1 - m2||^2 + tr(S1 + S2 - 2 (S1^1/2 S2 S1^1/2)^1/2)``.
+    """
     mean1, mean2 = np.asarray(mean1, np.float64), np.asarray(mean2, np.float64)
     cov1, cov2 = np.asarray(cov1, np.float64), np.asarray(cov2, np.float64)
     root1 = _sqrtm_psd(cov1)
@@ -24,7 +27,9 @@ def cbw2_uvp(samples: np.ndarray, true_means: np.ndarray, true_covs: np.ndarray,
     """Conditional Bures-Wasserstein UVP in percent.
 
     ``100 / (Var(Q) / 2) * mean_x BW2^2(N(m_hat(x), S_hat(x)), N(m(x), S(x)))``, where ``m_hat``, ``S_hat``
-    are the mean and covariance of the samples drawn for source cell ``x``.
+    are the mean and covariance of the samples drawn for source cell ``x`` and ``Var(Q)`` the target's total
+    variance. Convention: this is **twice** the figure of Gushchin et al. (2023), who divide by ``Var(Q)``;
+    halve it to compare with their tables.
 
     Parameters
     ----------
