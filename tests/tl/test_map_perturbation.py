@@ -33,10 +33,13 @@ def _assert_unchanged(adata: ad.AnnData, snap: dict) -> None:
 
 @pytest.fixture(scope="module")
 def mapped():
-    adata = _small_adata(resistant_fraction=0.8, response_scale=1.0)
+    # 400 + 400 cells, 30% held out: enough held-out cells for the population metrics to be stable
+    adata = ns.datasets.simulate_perturbation(
+        400, 400, 40, n_comps=5, seed=0, resistant_fraction=0.8, response_scale=1.0
+    )
     model = ns.tl.map_perturbation(
         adata, "condition", "control", "drug", tau_a=0.8, n_iters=300, batch_size=128, n_samples=8,
-        holdout=0.2, solver_kwargs=FAST,
+        holdout=0.3, solver_kwargs=FAST,
     )  # fmt: skip
     return adata, model
 
@@ -62,8 +65,12 @@ def test_keys_shapes_and_nan_rows(mapped):
 def test_prediction_beats_identity_on_held_out_cells(mapped):
     adata, _ = mapped
     uns = adata.uns["map_perturbation"]
-    # Measured: energy distance 0.68 (model) vs 1.48 (unmapped control) on ~40 held-out cells per group.
-    assert uns["metrics"]["drug"]["energy_distance"] < 0.6 * uns["metrics_identity"]["drug"]["energy_distance"]
+    # Measured (samples weighted by mass vs held-out drug cells): energy distance 0.109 (0.093 unweighted) vs
+    # 0.956 for unmapped control cells; ~120 held-out cells per group.
+    metrics, identity = uns["metrics"]["drug"], uns["metrics_identity"]["drug"]
+    assert metrics["energy_distance"] < 0.3 * identity["energy_distance"]
+    assert metrics["sinkhorn_divergence"] < identity["sinkhorn_divergence"]
+    assert metrics["pearson_r_means"] > identity["pearson_r_means"] and metrics["r2_means"] > identity["r2_means"]
 
 
 def test_decoded_expression_matches_pca_reconstruction(mapped):
@@ -79,7 +86,7 @@ def test_resistant_cells_get_lower_mass(mapped):
     mass = adata.obs.loc[src, "map_perturbation_mass"]
     by_type = mass.groupby(adata.obs.loc[src, "cell_type"], observed=True).mean()
     # 80% of the type_0 cells die under the drug: their relative mass must be the lowest.
-    # Measured: type_0 0.65, type_1 1.33, type_2 0.94.
+    # Measured: type_0 0.64, type_1 1.20, type_2 1.14 (mean 1 over control cells).
     assert by_type.idxmin() == "type_0"
 
 

@@ -18,12 +18,19 @@ def pushforward(
     *,
     target: str | None = None,
     components: tuple[int, int] = (0, 1),
+    predicted: str = "sample",
+    weighted: bool = True,
+    seed: int = 0,
     ax: Axes | None = None,
     show: bool | None = None,
     save: str | Path | None = None,
     return_fig: bool = False,
 ) -> Axes | None:
     """Scatter source, target and predicted (pushed-forward) cells in two components of the mapped representation.
+
+    The predicted population is one conditional sample per source cell: that is how the plan spreads a source
+    population over the target. Conditional means (``predicted="mean"``) are a per-cell summary; as a population
+    they are narrower than the target and average distinct fates into cells between them.
 
     Parameters
     ----------
@@ -35,6 +42,15 @@ def pushforward(
         Target group to show, when several were mapped (default: the first).
     components
         Two columns of the representation to plot.
+    predicted
+        ``"sample"``: the first conditional sample of each source cell (``.obsm[key + '_samples']``); ``"mean"``:
+        the conditional means (``.obsm[key]``).
+    weighted
+        For unbalanced models, draw the predicted cells in proportion to their learned mass
+        (``.obs[key + '_mass']``; as many draws as source cells, with replacement), so that the plotted population
+        is the one the plan predicts. ``False`` shows every source cell once.
+    seed
+        Seed of the mass-proportional draw.
     ax, show, save, return_fig
         As in scanpy: draw into ``ax``, show the figure, save it to a path, return the figure.
 
@@ -53,10 +69,21 @@ def pushforward(
     i, j = components
     fig, ax = new_axes(ax)
     src, tgt = labels == params["source"], labels == target
-    pred = adata.obsm[obsm_key][src]
+    if predicted == "sample":
+        pred = np.asarray(adata.obsm[f"{obsm_key}_samples"])[src][:, 0]
+    elif predicted == "mean":
+        pred = np.asarray(adata.obsm[obsm_key])[src]
+    else:
+        raise ValueError(f"`predicted` must be 'sample' or 'mean', got {predicted!r}.")
+    what = "one sample per cell" if predicted == "sample" else "conditional means"
+    mass_key = f"{obsm_key}_mass"
+    if weighted and mass_key in adata.obs:
+        mass = adata.obs[mass_key].to_numpy(float)[src]
+        pred = pred[np.random.default_rng(seed).choice(len(pred), len(pred), p=mass / mass.sum())]
+        what += ", mass-weighted"
     ax.scatter(rep[src, i], rep[src, j], s=6, alpha=0.5, c="tab:blue", label=f"{params['source']} (source)")
     ax.scatter(rep[tgt, i], rep[tgt, j], s=6, alpha=0.5, c="tab:orange", label=f"{target} (observed)")
-    ax.scatter(pred[:, i], pred[:, j], s=6, alpha=0.5, c="tab:green", label=f"{target} (predicted)")
+    ax.scatter(pred[:, i], pred[:, j], s=6, alpha=0.5, c="tab:green", label=f"{target} (predicted: {what})")
     ax.set_xlabel(f"{params['rep']} {i + 1}")
     ax.set_ylabel(f"{params['rep']} {j + 1}")
     ax.set_title(f"{key}: {params['source']} -> {target}")

@@ -1,7 +1,7 @@
 """Pure-JAX solvers: arrays in, arrays out; no AnnData here."""
 
 from ._base import ConditionalSolver
-from ._couplings import Coupling, CouplingOutput, LinearCoupling, QuadraticCoupling
+from ._couplings import Coupling, CouplingOutput, LinearCoupling, QuadraticCoupling, batch_size_sensitivity
 from ._data import RowSource, SampleSource
 from ._egnot import EgNOT
 from ._genot import GENOT
@@ -35,6 +35,7 @@ __all__ = [
     "SampleSource",
     "SparseICNN",
     "TrainingDivergedError",
+    "batch_size_sensitivity",
     "entropic_elastic_map",
     "get_solver",
     "register_solver",
