@@ -16,10 +16,11 @@ from flax import serialization
 
 from .._settings import logger
 from ..metrics import sliced_wasserstein
-from ._icnn import ICNN, negative_weight_penalty, project_nonnegative
+from ._icnn import ICNN, gaussian_diagonal_init, negative_weight_penalty, project_nonnegative
 from ._training import make_chunk_runner, run_training
 
 PENALTIES = ("l1", "smoothed_l0", "stvs")
+INITS = ("gaussian", "identity")
 
 
 def sparsity_penalty(d: jax.Array, penalty: str, *, sigma: float = 1.0, gamma: float = 1.0) -> jax.Array:
@@ -71,6 +72,11 @@ class SparseICNN:
         Strength of ``sum relu(-W)^2`` on g's non-negative weights.
     chunk_size
         Outer steps compiled into one call.
+    init
+        Starting map: ``"gaussian"``, the OT map between diagonal Gaussians fitted to source and target (per gene
+        ``T(x) = sd_y / sd_x * (x - mean_x) + mean_y``; the inverse for ``f``); ``"identity"``, ``T(x) = x``.
+        Either way both potentials carry a learned per-gene quadratic coefficient, so the map can expand or
+        contract each gene.
     """
 
     def __init__(
@@ -85,10 +91,13 @@ class SparseICNN:
         learning_rate: float = 1e-3,
         weight_penalty: float = 1.0,
         chunk_size: int = 50,
+        init: str = "gaussian",
     ) -> None:
         self.config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         if penalty not in PENALTIES:
             raise ValueError(f"Unknown penalty {penalty!r}; choose from {PENALTIES}.")
+        if init not in INITS:
+            raise ValueError(f"Unknown init {init!r}; choose from {INITS}.")
         for name, value in (("lam", lam), ("sigma", sigma), ("gamma", gamma)):
             if not (np.isfinite(value) and value >= (0 if name == "lam" else 1e-12)):
                 raise ValueError(f"`{name}` must be {'>= 0' if name == 'lam' else '> 0'}, got {value}.")
@@ -201,6 +210,9 @@ class SparseICNN:
         kf, kg = jax.random.split(key_init)
         dummy = jnp.zeros((1, x.shape[1]))
         f_params, g_params = project_nonnegative(self.f.init(kf, dummy)), self.g.init(kg, dummy)
+        if self.config["init"] == "gaussian":
+            g_params = gaussian_diagonal_init(g_params, np.asarray(self._data.x), np.asarray(self._data.y))
+            f_params = gaussian_diagonal_init(f_params, np.asarray(self._data.y), np.asarray(self._data.x))
         self._state = (f_params, g_params, self.optimizer.init(f_params), self.optimizer.init(g_params))
         batch_size = int(min(batch_size, len(x), len(y)))
         self._chunk = int(min(self.config["chunk_size"], n_iters))
