@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import abc
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import jax
 import numpy as np
-from flax import serialization
 
-_FORMAT = "nescot-solver"
-_FORMAT_VERSION = 1
+from ._model_file import ModelFileError, check_state_like, config_to_json, read_model_file, write_model_file
 
 
 def as_tasks(
@@ -130,45 +127,68 @@ class ConditionalSolver(abc.ABC):
         """Restore the state returned by ``_get_state`` (after ``__init__(**config)``)."""
 
     def save(self, path: str | Path) -> Path:
-        """Save the fitted model to one file (configuration, parameters and loss history).
+        """Save the fitted model to one file: a JSON configuration and msgpack arrays (data only).
 
-        The configuration is pickled (it may hold ott cost objects): load only files you trust.
+        The format is described in :mod:`nescot.solvers._model_file` and the docs ("Model files"):
+        reading a file never runs code from it. Parameters are stored bit for bit.
+
+        Raises
+        ------
+        TypeError
+            If the configuration holds something that is not data (a function, a lambda, an unknown object).
         """
         self._check_fitted()
-        path = Path(path)
-        payload = {
-            "format": _FORMAT,
-            "version": _FORMAT_VERSION,
-            "solver": self.name,
-            "config": np.frombuffer(self._pickled_config(), dtype=np.uint8),
-            "state": jax.tree.map(np.asarray, self._get_state()),
-            "loss_history": {k: np.asarray(v) for k, v in self.loss_history.items()},
-        }
-        path.write_bytes(serialization.msgpack_serialize(payload))
-        return path
-
-    def _pickled_config(self) -> bytes:
-        try:
-            return pickle.dumps(self.config)
-        except (pickle.PicklingError, AttributeError, TypeError) as err:
-            raise TypeError(
-                f"Cannot save this {type(self).__name__}: its configuration holds an object that cannot be pickled "
-                f"({err}). Use a named cost or a module-level function instead of a lambda or local function."
-            ) from err
+        config = config_to_json(self.config, type(self).__name__)
+        return write_model_file(path, self.name, config, self._get_state(), history=self.loss_history)
 
     @classmethod
     def load(cls, path: str | Path) -> ConditionalSolver:
-        """Load a model written by :meth:`save`; its predictions equal the saved model's."""
-        payload = serialization.msgpack_restore(Path(path).read_bytes())
-        if payload.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a nescot solver file.")
-        if payload["solver"] != cls.name and cls is not ConditionalSolver:
-            raise ValueError(f"{path} holds a {payload['solver']!r} model, not {cls.name!r}.")
-        from . import get_solver
+        """Load a model written by :meth:`save`; its predictions equal the saved model's.
 
-        solver_cls = get_solver(payload["solver"])
-        model = solver_cls(**pickle.loads(np.asarray(payload["config"]).tobytes()))
-        model._set_state(payload["state"])
-        model.loss_history = dict(payload["loss_history"])
+        On the base class, the solver class is taken from the file. Reading never runs code from the file.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        ModelFileError
+            A ``ValueError`` naming the file, if it is not a complete model file of this format version or
+            holds another model type.
+        """
+        from . import _SOLVERS
+
+        path = Path(path)
+        content = read_model_file(path)
+        name = content["solver"]
+        if name not in _SOLVERS:
+            raise ModelFileError(f"{path} holds a {name!r} model, which is not a registered solver {sorted(_SOLVERS)}.")
+        solver_cls = _SOLVERS[name]
+        if cls is not ConditionalSolver and not issubclass(solver_cls, cls):
+            raise ModelFileError(f"{path} holds a {name!r} model, not a {cls.__name__} ({cls.name!r}).")
+        try:
+            model = solver_cls(**content["config"])
+        except (TypeError, ValueError) as err:
+            raise ModelFileError(
+                f"{path}: the stored configuration is not valid for {solver_cls.__name__} ({err})."
+            ) from None
+        state = content["state"]
+        try:
+            model._set_state(state)
+            template = model._state_template()
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            raise ModelFileError(
+                f"{path}: the stored state is incomplete or malformed ({type(err).__name__}: {err})."
+            ) from None
+        if template is not None:
+            check_state_like(model._get_state(), template, path)
+        model.loss_history = {k: np.asarray(v) for k, v in content["history"].items()}
         model._fitted = True
         return model
+
+    def _state_template(self) -> dict[str, Any] | None:
+        """Shapes of the state expected after ``_set_state`` (to validate loaded files); ``None`` skips the check."""
+        init = getattr(self, "_init_params", None)
+        if init is None or not hasattr(self, "params"):
+            return None
+        params = jax.eval_shape(init, jax.random.key(0))
+        return {"params": params}
