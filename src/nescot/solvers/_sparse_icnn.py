@@ -14,6 +14,7 @@ import optax
 
 from .._settings import logger
 from ..metrics import sliced_wasserstein
+from ._base import as_float_array, check_training_args
 from ._icnn import ICNN, negative_weight_penalty, project_nonnegative
 from ._model_file import ModelFileError, check_state_like, config_to_json, read_model_file, write_model_file
 from ._training import make_chunk_runner, run_training
@@ -182,7 +183,8 @@ class SparseICNN:
         -------
         The fitted model.
         """
-        x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+        check_training_args(seed=seed, n_iters=n_iters, batch_size=batch_size)
+        x, y = as_float_array(x, "source"), as_float_array(y, "target")
         if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
             raise ValueError(f"Source and target must be (n, G) with the same genes, got {x.shape} and {y.shape}.")
         for name, a in (("source", x), ("target", y)):
