@@ -162,6 +162,23 @@ def _gen(**kw):
     return lambda _: ns.solvers.GENOT(**{**TINY, **kw}).fit(x, y, **fit)
 
 
+def _on_disk(**kw):
+    """Run map_perturbation on an AnnData read back with ``X`` and layers left on disk (``read_lazy``)."""
+
+    def call(a, tmp):
+        a = a.copy()
+        del a.obsm["X_text"]
+        a.write_h5ad(tmp / "a.h5ad")
+        lazy = ns.io.read_lazy(tmp / "a.h5ad")
+        before = _snapshot(lazy)
+        try:
+            _mp(**kw)(lazy)
+        finally:
+            _assert_unchanged(before, lazy)
+
+    return call
+
+
 def _write_text(a, tmp):
     path = tmp / "notes.h5ad"
     path.write_text("just text")
@@ -195,6 +212,10 @@ ROWS = [
     ("mp-huge-values", lambda a: _mp(rep="X_huge")(_with_huge(a)), ValueError, "overflow"),
     ("mp-nan", lambda a: _mp(rep="X_nan")(_with_nan(a)), ValueError, "'X_nan'"),
     ("mp-egnot-tau", _mp(solver="egnot", tau_a=0.5, solver_kwargs={}), ValueError, "tau_a"),
+    ("mp-sparse-x-iters", _mp(rep="X", n_iters=0), ValueError, "`n_iters`"),
+    ("mp-backed-seed-none", _on_disk(rep="X", seed=None), TypeError, "`seed`"),
+    ("mp-backed-key-is-rep", _on_disk(key_added="X_pca"), ValueError, "overwrite adata.obsm['X_pca']"),
+    ("mp-backed-layer-groupby", _on_disk(rep="counts", groupby=("group",)), TypeError, "`groupby`"),
     # -- tl.sparse_displacement
     ("sd-batch-zero", _sd(batch_size=0), ValueError, "`batch_size`"),
     ("sd-key-is-layer", _sd(layer="counts", key_added="counts"), ValueError, "overwrite adata.layers['counts']"),
