@@ -336,6 +336,10 @@ class EgNOT(ConditionalSolver):
     def _get_state(self) -> dict[str, Any]:
         return {"params": self.params, "dims": np.asarray(self.dims), "stats": self.stats}
 
+    def _state_template(self) -> dict[str, Any]:
+        dummy_y, dummy_c = jnp.zeros((1, self.dims[1])), jnp.zeros((1, self.dims[2]))
+        return {"params": jax.eval_shape(self.potential.init, jax.random.key(0), dummy_y, dummy_c)}
+
     def _set_state(self, state: dict[str, Any]) -> None:
         self.params = jax.tree.map(jnp.asarray, state["params"])
         self.dims = tuple(int(d) for d in state["dims"])

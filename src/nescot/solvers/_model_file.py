@@ -220,8 +220,8 @@ def read_model_file(path: str | Path) -> dict[str, Any]:
     try:
         config = decode_config(json.loads(payload["config"]))
         extra = json.loads(payload["extra"])
-    except (ValueError, TypeError) as err:
-        raise ModelFileError(f"{path}: the configuration is not valid ({err}).") from None
+    except Exception as err:  # noqa: BLE001 - rebuilding ott objects from bad data may fail in many ways
+        raise ModelFileError(f"{path}: the configuration is not valid ({type(err).__name__}: {err}).") from None
     if not isinstance(config, dict) or not isinstance(extra, dict):
         raise ModelFileError(f"{path}: the configuration and extra fields must be JSON objects.")
     _check_arrays(payload["state"], path, "state")
