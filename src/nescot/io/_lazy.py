@@ -150,9 +150,14 @@ def _open_group(path: str | Path) -> Any:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"No such AnnData store: {path}")
-    if path.is_dir():  # zarr stores are directories
-        return zarr.open_group(str(path), mode="r")
-    return h5py.File(path, "r")
+    try:
+        if path.is_dir():  # zarr stores are directories
+            return zarr.open_group(str(path), mode="r")
+        return h5py.File(path, "r")
+    except (OSError, ValueError, KeyError) as err:
+        raise ValueError(
+            f"{path} is neither an HDF5 .h5ad file nor a zarr store written by anndata ({type(err).__name__}: {err})."
+        ) from None
 
 
 def _lazy_element(elem: Any) -> Any:

@@ -5,6 +5,7 @@ from ._couplings import Coupling, CouplingOutput, LinearCoupling, QuadraticCoupl
 from ._data import RowSource, SampleSource
 from ._egnot import EgNOT
 from ._genot import GENOT
+from ._model_file import MODEL_FILE_VERSION, ModelFileError
 from ._sparse_icnn import SparseICNN, entropic_elastic_map, sparsity_penalty
 from ._training import TrainingDivergedError
 
@@ -30,6 +31,8 @@ __all__ = [
     "EgNOT",
     "GENOT",
     "LinearCoupling",
+    "MODEL_FILE_VERSION",
+    "ModelFileError",
     "QuadraticCoupling",
     "RowSource",
     "SampleSource",

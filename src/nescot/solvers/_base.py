@@ -3,17 +3,83 @@
 from __future__ import annotations
 
 import abc
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import jax
 import numpy as np
-from flax import serialization
 
-_FORMAT = "nescot-solver"
-_FORMAT_VERSION = 1
+from ._model_file import ModelFileError, check_state_like, config_to_json, read_model_file, write_model_file
+
+_MAX_ABS = 1e15  # squared differences of larger values overflow float32 costs (max ~3.4e38)
+
+
+class CouplingConvergenceWarning(UserWarning):
+    """The mini-batch couplings of a training rarely or never met their tolerance."""
+
+
+def check_seed(seed: Any, name: str = "seed") -> int:
+    """Return ``seed`` as an int; ``TypeError`` naming the parameter unless it is an integer."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"`{name}` must be an integer, got {seed!r} ({type(seed).__name__}).")
+    return int(seed)
+
+
+def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int >= ``minimum``; ``TypeError`` / ``ValueError`` naming the parameter otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise TypeError(f"`{name}` must be an integer, got {value!r} ({type(value).__name__}).")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
+    return int(value)
+
+
+def check_training_args(
+    *, seed: Any, n_iters: Any, batch_size: Any, resume: bool = False, checkpoint_dir: Any = None
+) -> None:
+    """Validate the common ``fit`` arguments before any set-up or training."""
+    check_seed(seed)
+    check_positive_int(n_iters, "n_iters")
+    check_positive_int(batch_size, "batch_size", 2)
+    if resume and checkpoint_dir is None:
+        raise ValueError("`resume=True` needs a `checkpoint_dir` to resume from.")
+
+
+def as_float_array(a: Any, what: str) -> np.ndarray:
+    """``np.asarray(a, float32)`` with an error naming ``what`` (e.g. strings in an object array)."""
+    try:
+        return np.asarray(a, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        kind = getattr(getattr(a, "dtype", None), "name", type(a).__name__)
+        raise TypeError(f"{what} must hold numbers, but it cannot be converted to float ({kind}: {err}).") from None
+
+
+def check_magnitude(a: np.ndarray, what: str) -> None:
+    """Raise if values are so large that costs between cells overflow float32."""
+    if a.size and float(np.max(np.abs(a))) > _MAX_ABS:
+        raise ValueError(
+            f"{what} has values up to {float(np.max(np.abs(a))):.3g}: costs between cells would overflow float32 "
+            "and the couplings could not converge. Rescale the data (e.g. log1p, standardise or a PCA)."
+        )
+
+
+def warn_if_not_converged(history: dict[str, np.ndarray], desc: str, minimum: float = 0.1) -> None:
+    """Warn (:class:`CouplingConvergenceWarning`) if fewer than ``minimum`` of the steps' couplings converged."""
+    converged = history.get("coupling_converged")
+    if converged is None or not len(converged):
+        return
+    fraction = float(np.mean(converged))
+    if fraction < minimum:
+        import warnings
+
+        warnings.warn(
+            f"{desc}: the mini-batch couplings converged on {fraction:.0%} of the training steps, so the model learned "
+            "from approximate plans. Check the data's scale (standardise or use a PCA), raise `epsilon`, use "
+            "scale_cost='mean', or relax the marginals (tau_a, tau_b < 1).",
+            CouplingConvergenceWarning,
+            stacklevel=3,
+        )
 
 
 def as_tasks(
@@ -24,8 +90,8 @@ def as_tasks(
     """Normalise ``fit`` inputs to lists of (source, target) arrays and a (n_tasks, d_cond) array."""
     sources = [source] if isinstance(source, np.ndarray | jax.Array) else list(source)
     targets = [target] if isinstance(target, np.ndarray | jax.Array) else list(target)
-    sources = [np.asarray(s, dtype=np.float32) for s in sources]
-    targets = [np.asarray(t, dtype=np.float32) for t in targets]
+    sources = [as_float_array(s, f"source[{k}]") for k, s in enumerate(sources)]
+    targets = [as_float_array(t, f"target[{k}]") for k, t in enumerate(targets)]
     if len(sources) != len(targets):
         raise ValueError(f"Got {len(sources)} source arrays but {len(targets)} target arrays.")
     for name, arrays in (("source", sources), ("target", targets)):
@@ -36,6 +102,7 @@ def as_tasks(
                 raise ValueError(f"{name}[{k}] has {a.shape[0]} cell(s); at least 2 are needed.")
             if not np.all(np.isfinite(a)):
                 raise ValueError(f"{name}[{k}] contains NaN or infinite values.")
+            check_magnitude(a, f"{name}[{k}]")
         if len({a.shape[1] for a in arrays}) != 1:
             shapes = [a.shape for a in arrays]
             raise ValueError(f"All {name} arrays must have the same number of features, got {shapes}.")
@@ -43,7 +110,7 @@ def as_tasks(
         if len(sources) > 1:
             raise ValueError("Several (source, target) pairs need a `condition` array with one row per pair.")
         condition = np.zeros((1, 0), np.float32)
-    condition = np.atleast_2d(np.asarray(condition, dtype=np.float32))
+    condition = np.atleast_2d(as_float_array(condition, "`condition`"))
     if condition.shape[0] != len(sources):
         raise ValueError(f"`condition` has {condition.shape[0]} rows for {len(sources)} (source, target) pairs.")
     if not np.all(np.isfinite(condition)):
@@ -130,45 +197,68 @@ class ConditionalSolver(abc.ABC):
         """Restore the state returned by ``_get_state`` (after ``__init__(**config)``)."""
 
     def save(self, path: str | Path) -> Path:
-        """Save the fitted model to one file (configuration, parameters and loss history).
+        """Save the fitted model to one file: a JSON configuration and msgpack arrays (data only).
 
-        The configuration is pickled (it may hold ott cost objects): load only files you trust.
+        The format is described in :mod:`nescot.solvers._model_file` and the docs ("Model files"):
+        reading a file never runs code from it. Parameters are stored bit for bit.
+
+        Raises
+        ------
+        TypeError
+            If the configuration holds something that is not data (a function, a lambda, an unknown object).
         """
         self._check_fitted()
-        path = Path(path)
-        payload = {
-            "format": _FORMAT,
-            "version": _FORMAT_VERSION,
-            "solver": self.name,
-            "config": np.frombuffer(self._pickled_config(), dtype=np.uint8),
-            "state": jax.tree.map(np.asarray, self._get_state()),
-            "loss_history": {k: np.asarray(v) for k, v in self.loss_history.items()},
-        }
-        path.write_bytes(serialization.msgpack_serialize(payload))
-        return path
-
-    def _pickled_config(self) -> bytes:
-        try:
-            return pickle.dumps(self.config)
-        except (pickle.PicklingError, AttributeError, TypeError) as err:
-            raise TypeError(
-                f"Cannot save this {type(self).__name__}: its configuration holds an object that cannot be pickled "
-                f"({err}). Use a named cost or a module-level function instead of a lambda or local function."
-            ) from err
+        config = config_to_json(self.config, type(self).__name__)
+        return write_model_file(path, self.name, config, self._get_state(), history=self.loss_history)
 
     @classmethod
     def load(cls, path: str | Path) -> ConditionalSolver:
-        """Load a model written by :meth:`save`; its predictions equal the saved model's."""
-        payload = serialization.msgpack_restore(Path(path).read_bytes())
-        if payload.get("format") != _FORMAT:
-            raise ValueError(f"{path} is not a nescot solver file.")
-        if payload["solver"] != cls.name and cls is not ConditionalSolver:
-            raise ValueError(f"{path} holds a {payload['solver']!r} model, not {cls.name!r}.")
-        from . import get_solver
+        """Load a model written by :meth:`save`; its predictions equal the saved model's.
 
-        solver_cls = get_solver(payload["solver"])
-        model = solver_cls(**pickle.loads(np.asarray(payload["config"]).tobytes()))
-        model._set_state(payload["state"])
-        model.loss_history = dict(payload["loss_history"])
+        On the base class, the solver class is taken from the file. Reading never runs code from the file.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        ModelFileError
+            A ``ValueError`` naming the file, if it is not a complete model file of this format version or
+            holds another model type.
+        """
+        from . import _SOLVERS
+
+        path = Path(path)
+        content = read_model_file(path)
+        name = content["solver"]
+        if name not in _SOLVERS:
+            raise ModelFileError(f"{path} holds a {name!r} model, which is not a registered solver {sorted(_SOLVERS)}.")
+        solver_cls = _SOLVERS[name]
+        if cls is not ConditionalSolver and not issubclass(solver_cls, cls):
+            raise ModelFileError(f"{path} holds a {name!r} model, not a {cls.__name__} ({cls.name!r}).")
+        try:
+            model = solver_cls(**content["config"])
+        except (TypeError, ValueError) as err:
+            raise ModelFileError(
+                f"{path}: the stored configuration is not valid for {solver_cls.__name__} ({err})."
+            ) from None
+        state = content["state"]
+        try:
+            model._set_state(state)
+            template = model._state_template()
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+            raise ModelFileError(
+                f"{path}: the stored state is incomplete or malformed ({type(err).__name__}: {err})."
+            ) from None
+        if template is not None:
+            check_state_like(model._get_state(), template, path)
+        model.loss_history = {k: np.asarray(v) for k, v in content["history"].items()}
         model._fitted = True
         return model
+
+    def _state_template(self) -> dict[str, Any] | None:
+        """Shapes of the state expected after ``_set_state`` (to validate loaded files); ``None`` skips the check."""
+        init = getattr(self, "_init_params", None)
+        if init is None or not hasattr(self, "params"):
+            return None
+        params = jax.eval_shape(init, jax.random.key(0))
+        return {"params": params}

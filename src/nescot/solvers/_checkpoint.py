@@ -77,17 +77,43 @@ def save_checkpoint(
     return final
 
 
+_FIELDS = {"iteration": int, "fingerprint": dict, "carry": dict, "history": dict}
+
+
+def _checkpoint_problem(payload: Any) -> str | None:
+    """Describe what makes a decoded checkpoint unusable; ``None`` if it is complete."""
+    if not isinstance(payload, dict) or payload.get("format") != _FORMAT:
+        return "not a nescot checkpoint"
+    if payload.get("version") != _VERSION:
+        return f"written by another nescot version (checkpoint format {payload.get('version')!r}, expected {_VERSION})"
+    for name, kind in _FIELDS.items():
+        if name not in payload:
+            return f"the field {name!r} is missing"
+        if not isinstance(payload[name], kind) or isinstance(payload[name], bool):
+            return f"the field {name!r} should be a {kind.__name__}, got {type(payload[name]).__name__}"
+    if payload["iteration"] < 1:
+        return f"its iteration is {payload['iteration']}"
+    return None
+
+
 def load_checkpoint(directory: str | Path) -> dict[str, Any] | None:
-    """Load the newest readable checkpoint in ``directory`` (unreadable files are skipped), or ``None``."""
+    """Load the newest complete checkpoint in ``directory``, or ``None``.
+
+    Unreadable, incomplete or other-version files are skipped with a warning naming the file and the problem,
+    so a damaged newest checkpoint falls back to the previous one.
+    """
     for _, path in list_checkpoints(directory):
         try:
             payload = serialization.msgpack_restore(path.read_bytes())
         except Exception as err:  # noqa: BLE001 - a damaged file: fall back to the previous checkpoint
-            logger.warning("Skipping unreadable checkpoint %s (%s).", path, err)
+            logger.warning("Skipping unreadable checkpoint %s (%s: %s).", path, type(err).__name__, err)
             continue
-        if payload.get("format") == _FORMAT:
-            payload["path"] = path
-            return payload
+        problem = _checkpoint_problem(payload)
+        if problem is not None:
+            logger.warning("Skipping checkpoint %s: %s.", path, problem)
+            continue
+        payload["path"] = path
+        return payload
     return None
 
 
@@ -172,7 +198,19 @@ def train_with_checkpoints(
         if start > n_iters:
             raise ValueError(f"{saved['path']} is at iteration {start}, beyond n_iters={n_iters}.")
         template = jax.tree.map(np.asarray, carry)
-        carry = restore(jax.tree.map(np.asarray, serialization.from_state_dict(template, saved["carry"])))
+        try:
+            restored = serialization.from_state_dict(template, saved["carry"])
+            if jax.tree.structure(restored) != jax.tree.structure(template) or any(
+                np.shape(a) != np.shape(b)
+                for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(template), strict=True)
+            ):
+                raise ValueError("array shapes differ")
+        except (KeyError, ValueError, TypeError) as err:
+            raise ValueError(
+                f"Cannot resume from {saved['path']}: its training state does not match this model "
+                f"({type(err).__name__}: {err}). Use the same model settings, or another checkpoint_dir."
+            ) from None
+        carry = restore(jax.tree.map(np.asarray, restored))
         past = {k: np.asarray(v) for k, v in saved["history"].items()}
         logger.info("%s: resuming from %s (iteration %d of %d).", desc, saved["path"], start, n_iters)
     elif resume:

@@ -35,8 +35,30 @@ class Coupling(Protocol):
     def __call__(self, x: jax.Array, y: jax.Array) -> CouplingOutput: ...  # noqa: D102
 
 
+def _check_number(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"`{name}` must be a number, got {value!r} ({type(value).__name__}).")
+
+
+# ott's names for scaling a cost matrix (point clouds accept all; plain cost matrices the first three)
+SCALE_COST_NAMES = ("mean", "median", "max_cost", "max_norm", "max_bound")
+
+
+def check_scale_cost(scale_cost: object, name: str = "scale_cost") -> float | str:
+    """Validate ``scale_cost``: a number > 0 or one of :data:`SCALE_COST_NAMES`."""
+    if isinstance(scale_cost, str):
+        if scale_cost not in SCALE_COST_NAMES:
+            raise ValueError(f"`{name}` must be a number > 0 or one of {list(SCALE_COST_NAMES)}, got {scale_cost!r}.")
+        return scale_cost
+    _check_number(name, scale_cost)
+    if not (np.isfinite(scale_cost) and scale_cost > 0):
+        raise ValueError(f"`{name}` must be a number > 0 or one of {list(SCALE_COST_NAMES)}, got {scale_cost!r}.")
+    return float(scale_cost)
+
+
 def check_tau(name: str, tau: float) -> float:
     """Validate a marginal relaxation ``tau`` in (0, 1]."""
+    _check_number(name, tau)
     tau = float(tau)
     if not 0.0 < tau <= 1.0:
         raise ValueError(f"`{name}` must be in (0, 1], got {tau}.")
@@ -45,7 +67,9 @@ def check_tau(name: str, tau: float) -> float:
 
 def check_epsilon(epsilon: float | None) -> float | None:
     """Validate an entropic regularisation strength."""
-    if epsilon is not None and not float(epsilon) > 0:
+    if epsilon is not None:
+        _check_number("epsilon", epsilon)
+    if epsilon is not None and not (np.isfinite(epsilon) and float(epsilon) > 0):
         raise ValueError(f"`epsilon` must be > 0, got {epsilon}.")
     return None if epsilon is None else float(epsilon)
 
@@ -80,6 +104,7 @@ class LinearCoupling:
     def __post_init__(self) -> None:
         resolve_cost(self.cost)
         check_epsilon(self.epsilon)
+        check_scale_cost(self.scale_cost)
         check_tau("tau_a", self.tau_a)
         check_tau("tau_b", self.tau_b)
 
@@ -189,6 +214,7 @@ class QuadraticCoupling:
         check_epsilon(self.epsilon)
         check_tau("tau_a", self.tau_a)
         check_tau("tau_b", self.tau_b)
+        _check_number("alpha", self.alpha)
         if not 0.0 <= float(self.alpha) <= 1.0:
             raise ValueError(f"`alpha` must be in [0, 1], got {self.alpha}.")
         if self.n_shared < 0 or (self.alpha < 1.0 and self.n_shared == 0):

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._base import ConditionalSolver, as_tasks
+from ._base import ConditionalSolver, as_tasks, check_training_args
 from ._costs import CostLike, resolve_cost
 from ._couplings import check_epsilon, check_tau
 from ._networks import MLP
@@ -234,6 +234,7 @@ class EgNOT(ConditionalSolver):
         -------
         The fitted model.
         """
+        check_training_args(seed=seed, n_iters=n_iters, batch_size=batch_size)
         sources, targets, cond = as_tasks(source, target, condition)
         if int(n_iters) < 1 or int(batch_size) < 2:
             raise ValueError(f"Need n_iters >= 1 and batch_size >= 2, got {n_iters} and {batch_size}.")
@@ -334,6 +335,10 @@ class EgNOT(ConditionalSolver):
     # -- persistence -----------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
         return {"params": self.params, "dims": np.asarray(self.dims), "stats": self.stats}
+
+    def _state_template(self) -> dict[str, Any]:
+        dummy_y, dummy_c = jnp.zeros((1, self.dims[1])), jnp.zeros((1, self.dims[2]))
+        return {"params": jax.eval_shape(self.potential.init, jax.random.key(0), dummy_y, dummy_c)}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.params = jax.tree.map(jnp.asarray, state["params"])

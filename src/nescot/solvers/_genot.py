@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ._base import ConditionalSolver, as_tasks
+from ._base import ConditionalSolver, as_tasks, check_training_args, warn_if_not_converged
 from ._checkpoint import checkpoint_chunk_size, describe_config, train_with_checkpoints
 from ._costs import CostLike
 from ._couplings import Coupling, LinearCoupling, relative_marginals, sample_conditional_indices
@@ -225,6 +225,9 @@ class GENOT(ConditionalSolver):
         -------
         The fitted model.
         """
+        check_training_args(
+            seed=seed, n_iters=n_iters, batch_size=batch_size, resume=resume, checkpoint_dir=checkpoint_dir
+        )  # before any set-up
         feed = HostFeed.from_inputs(source, target, condition, seed=seed) if has_sources(source, target) else None
         if feed is None:
             sources, targets, cond = as_tasks(source, target, condition)
@@ -264,6 +267,7 @@ class GENOT(ConditionalSolver):
                 restore=partial(replicate, mesh=mesh),
             )  # fmt: skip
         params = jax.device_get(params) if mesh is not None else params
+        warn_if_not_converged(history, "GENOT")
         self.params = params
         self.loss_history = history
         self.condition_dim = cond.shape[1]

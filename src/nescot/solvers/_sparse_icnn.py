@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -12,11 +11,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import serialization
 
 from .._settings import logger
 from ..metrics import sliced_wasserstein
+from ._base import as_float_array, check_training_args
 from ._icnn import ICNN, gaussian_diagonal_init, negative_weight_penalty, project_nonnegative
+from ._model_file import ModelFileError, check_state_like, config_to_json, read_model_file, write_model_file
 from ._training import make_chunk_runner, run_training
 
 PENALTIES = ("l1", "smoothed_l0", "stvs")
@@ -192,7 +192,8 @@ class SparseICNN:
         -------
         The fitted model.
         """
-        x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+        check_training_args(seed=seed, n_iters=n_iters, batch_size=batch_size)
+        x, y = as_float_array(x, "source"), as_float_array(y, "target")
         if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
             raise ValueError(f"Source and target must be (n, G) with the same genes, got {x.shape} and {y.shape}.")
         for name, a in (("source", x), ("target", y)):
@@ -292,34 +293,58 @@ class SparseICNN:
         return self.transport(x) - np.asarray(x, np.float32)
 
     # -- persistence -----------------------------------------------------------------------------
+    _FILE_NAME = "sparse-icnn"
+
     def save(self, path: str | Path) -> Path:
-        """Save configuration, parameters, adapted ``lam`` and trajectory to one file."""
+        """Save configuration, parameters, adapted ``lam``, loss history and trajectory to one file (data only).
+
+        See the docs ("Model files") for the format; reading a file never runs code from it.
+        """
         self._check_fitted()
-        payload = {
-            "format": "nescot-sparse-icnn",
-            "config": np.frombuffer(pickle.dumps(self.config), dtype=np.uint8),
-            "params": jax.tree.map(np.asarray, {"f": self._state[0], "g": self._state[1]}),
-            "centre": self.centre,
+        state = {
+            "params": {"f": self._state[0], "g": self._state[1]},
+            "centre": np.asarray(self.centre),
             "scale": np.float32(self.scale),
             "lam": np.float32(self.lam),
         }
-        Path(path).write_bytes(serialization.msgpack_serialize(payload))
-        return Path(path)
+        config = config_to_json(self.config, type(self).__name__)
+        extra = {"trajectory": self.trajectory}
+        return write_model_file(path, self._FILE_NAME, config, state, history=self.loss_history, extra=extra)
 
     @classmethod
     def load(cls, path: str | Path) -> SparseICNN:
-        """Load a model written by :meth:`save` (identical maps)."""
-        payload = serialization.msgpack_restore(Path(path).read_bytes())
-        if payload.get("format") != "nescot-sparse-icnn":
-            raise ValueError(f"{path} is not a nescot SparseICNN file.")
-        model = cls(**pickle.loads(np.asarray(payload["config"]).tobytes()))
-        params = jax.tree.map(jnp.asarray, payload["params"])
+        """Load a model written by :meth:`save` (identical maps).
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        ModelFileError
+            A ``ValueError`` naming the file, if it is not a complete SparseICNN file of this format version.
+        """
+        path = Path(path)
+        content = read_model_file(path)
+        if content["solver"] != cls._FILE_NAME:
+            raise ModelFileError(f"{path} holds a {content['solver']!r} model, not a SparseICNN.")
+        try:
+            model = cls(**content["config"])
+        except (TypeError, ValueError) as err:
+            raise ModelFileError(f"{path}: the stored configuration is not valid for SparseICNN ({err}).") from None
+        state = content["state"]
+        check_state_like(state, {"params": {"f": None, "g": None}, "centre": None, "scale": None, "lam": None}, path)
+        centre = np.asarray(state["centre"])
+        if centre.ndim != 1:
+            raise ModelFileError(f"{path}: 'state/centre' has shape {centre.shape}, expected (n_genes,).")
+        dummy = jnp.zeros((1, centre.shape[0]))
+        template = jax.eval_shape(model.f.init, jax.random.key(0), dummy)
+        for net in ("f", "g"):
+            check_state_like(state["params"][net], template, path, f"state/params/{net}")
+        params = jax.tree.map(jnp.asarray, state["params"])
         model._state = (params["f"], params["g"], None, None)
-        model.centre, model.scale, model.lam = (
-            np.asarray(payload["centre"]),
-            float(payload["scale"]),
-            float(payload["lam"]),
-        )
+        model.centre, model.scale, model.lam = centre, float(state["scale"]), float(state["lam"])
+        model.loss_history = {k: np.asarray(v) for k, v in content["history"].items()}
+        trajectory = content["extra"].get("trajectory", [])
+        model.trajectory = trajectory if isinstance(trajectory, list) else []
         model._fitted = True
         return model
 

@@ -13,9 +13,13 @@ from ..io._lazy import column_mean, lazy_rep, take_rows
 from ..metrics import compare_populations
 from ..solvers import ConditionalSolver, batch_size_sensitivity, get_solver
 from ._utils import (
+    as_group_list,
     check_finite,
     check_fit_kwargs,
+    check_groupby,
     check_key_added,
+    check_no_overwrite,
+    check_seed,
     fill_rows,
     get_group_masks,
     get_rep,
@@ -167,7 +171,9 @@ def map_perturbation(
     :func:`nescot.metrics.compare_populations`'s conventions.
     """
     key_added = check_key_added(key_added)
-    targets = [target] if isinstance(target, str) else list(target)
+    check_groupby(groupby)
+    seed = check_seed(seed)
+    targets = as_group_list(target, "target")
     if not targets:
         raise ValueError("`target` must name at least one group.")
     if str(source) in map(str, targets):
@@ -177,6 +183,16 @@ def map_perturbation(
     if int(n_samples) < 1:
         raise ValueError(f"`n_samples` must be >= 1, got {n_samples}.")
     fit_kwargs = check_fit_kwargs(get_solver(solver), fit_kwargs)
+    if fit_kwargs.get("resume") and fit_kwargs.get("checkpoint_dir") is None:
+        raise ValueError("`fit_kwargs={'resume': True}` needs a `checkpoint_dir` to resume from.")
+    out_keys = [key_added] if len(targets) == 1 else [f"{key_added}_{t}" for t in targets]
+    check_no_overwrite(
+        adata,
+        key_added,
+        {"obsm": out_keys + [f"{k}_samples" for k in out_keys], "obs": [f"{k}_mass" for k in out_keys],
+         "layers": out_keys},
+        {"obsm": [rep], "layers": [rep], "obs": [groupby]},
+    )  # fmt: skip
     masks = get_group_masks(adata, groupby, [source, *targets])
     data = lazy_rep(adata, rep)  # on-disk X / layer: read by rows, never loaded whole
     data = get_rep(adata, rep) if data is None else data

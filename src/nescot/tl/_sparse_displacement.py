@@ -8,7 +8,16 @@ from anndata import AnnData
 
 from ..metrics import energy_distance, sliced_wasserstein
 from ..solvers import SparseICNN, entropic_elastic_map
-from ._utils import check_key_added, get_group_masks, get_rep, write_results
+from ..solvers._base import check_training_args
+from ._utils import (
+    check_groupby,
+    check_key_added,
+    check_no_overwrite,
+    check_seed,
+    get_group_masks,
+    get_rep,
+    write_results,
+)
 
 _SOLVERS = ("icnn", "entropic")
 
@@ -81,12 +90,18 @@ def sparse_displacement(
       (mean / Q3 dimensionality, sliced Wasserstein and energy distance of the mapped cells to the target).
     """
     key_added = check_key_added(key_added)
+    check_groupby(groupby)
+    seed = check_seed(seed)
     if solver not in _SOLVERS:
         raise ValueError(f"Unknown solver {solver!r}; choose from {_SOLVERS}.")
     if not threshold > 0:
         raise ValueError(f"`threshold` must be > 0, got {threshold}.")
-    if int(n_iters) < 1:
-        raise ValueError(f"`n_iters` must be >= 1, got {n_iters}.")
+    if solver == "icnn":  # the entropic baseline does not train
+        check_training_args(seed=seed, n_iters=n_iters, batch_size=batch_size)
+    check_no_overwrite(
+        adata, key_added, {"layers": [key_added], "obs": [f"{key_added}_n_displaced"]},
+        {"layers": [layer], "obs": [groupby]},
+    )  # fmt: skip
     if layer is not None and layer not in adata.layers:
         raise KeyError(f"Layer {layer!r} not found in adata.layers ({sorted(adata.layers)}).")
     if solver == "entropic" and target_dim is not None:

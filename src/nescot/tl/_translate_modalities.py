@@ -12,8 +12,9 @@ from anndata import AnnData
 from .._settings import logger
 from ..metrics import foscttm, knn_transfer, label_transfer_accuracy
 from ..solvers import GENOT
+from ..solvers._base import check_training_args
 from ..solvers._couplings import QuadraticCoupling
-from ._utils import check_key_added, fill_rows, get_rep, write_results
+from ._utils import check_key_added, check_no_overwrite, check_seed, fill_rows, get_rep, write_results
 
 
 def _resolve_objects(adata_src: Any, adata_tgt: Any) -> tuple[AnnData, AnnData, tuple[str, str] | None]:
@@ -111,9 +112,19 @@ def translate_modalities(
     """
     src, tgt, mod_names = _resolve_objects(adata_src, adata_tgt)
     key_added = check_key_added(key_added)
+    seed = check_seed(seed)
+    check_training_args(seed=seed, n_iters=n_iters, batch_size=batch_size)
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 1:
+        raise ValueError(f"`n_samples` must be an integer >= 1, got {n_samples!r}.")
     for name, adata in (("source", src), ("target", tgt)):
         if adata.n_obs < 2:
             raise ValueError(f"The {name} object has {adata.n_obs} cell(s); at least 2 are needed.")
+        if not adata.obs_names.is_unique:
+            dup = adata.obs_names[adata.obs_names.duplicated()][:3].tolist()
+            raise ValueError(
+                f"The {name} object has duplicate obs_names (e.g. {dup}); pairing by barcode needs unique names: "
+                "call `.obs_names_make_unique()` first."
+            )
     if alpha is None:
         alpha = 1.0 if fused_rep is None else 0.5
     if not 0.0 <= float(alpha) <= 1.0:
@@ -122,10 +133,15 @@ def translate_modalities(
         raise ValueError(f"alpha={alpha} < 1 weights a fused term: pass `fused_rep`.")
     if not 0.0 <= float(holdout) < 1.0:
         raise ValueError(f"`holdout` must be in [0, 1), got {holdout}.")
-    labels = list(transfer_labels or [])
+    labels = [transfer_labels] if isinstance(transfer_labels, str) else list(transfer_labels or [])
     for label in labels:
         if label not in tgt.obs:
             raise KeyError(f"Label {label!r} not found in the target's .obs; columns are {list(tgt.obs.columns)}.")
+    written_obs = [f"{key_added}_mass"] + [f"{key_added}_{lab}{s}" for lab in labels for s in ("", "_confidence")]
+    check_no_overwrite(
+        src, key_added, {"obsm": [key_added, f"{key_added}_samples"], "obs": written_obs, "layers": []},
+        {"obsm": [src_rep, fused_rep]},
+    )  # fmt: skip
     x, y = get_rep(src, src_rep), get_rep(tgt, tgt_rep)
     d_tgt = y.shape[1]
     n_shared = 0

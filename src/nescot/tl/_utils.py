@@ -8,7 +8,7 @@ Everything here raises before any training starts; results are written in one pl
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,7 +47,13 @@ def get_rep(adata: AnnData, rep: str, *, dtype=np.float32) -> np.ndarray:
     arr = arr.toarray() if sp.issparse(arr) else np.asarray(arr)
     if arr.ndim != 2:
         raise ValueError(f"Representation {rep!r} must be 2-D (cells x features), got shape {arr.shape}.")
-    arr = arr.astype(dtype, copy=False)
+    try:
+        arr = arr.astype(dtype, copy=False)
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"Representation {rep!r} must hold numbers, but its {arr.dtype} values cannot be converted "
+            f"to float ({err})."
+        ) from None
     check_finite(arr, f"representation {rep!r}")
     return arr
 
@@ -60,31 +66,56 @@ def check_finite(arr: np.ndarray, what: str) -> None:
         raise ValueError(f"{what} contains {int(bad.sum())} NaN or infinite value(s) (first in row {row}).")
 
 
+def as_group_list(groups: Any, name: str) -> list[Any]:
+    """One group (a string or a number) or a list of groups, as a list."""
+    if isinstance(groups, str) or not isinstance(groups, Iterable):
+        return [groups]
+    if isinstance(groups, Mapping):
+        raise TypeError(f"`{name}` must be a group or a list of groups, got a {type(groups).__name__}.")
+    return list(groups)
+
+
+def check_groupby(groupby: Any) -> str:
+    """``groupby`` must name one column of ``.obs``."""
+    if not isinstance(groupby, str):
+        raise TypeError(f"`groupby` must be the name of one column of adata.obs (a string), got {groupby!r}.")
+    return groupby
+
+
 def get_group_masks(
-    adata: AnnData, groupby: str, groups: Sequence[str], *, min_cells: int = 2
+    adata: AnnData, groupby: str, groups: Sequence[Any], *, min_cells: int = 2
 ) -> dict[str, np.ndarray]:
-    """Boolean masks of ``adata.obs[groupby] == g`` for each group, validated.
+    """Boolean masks of ``adata.obs[groupby] == g`` for each group, validated, keyed by ``str(g)``.
+
+    Groups may be strings or numbers: a number also matches a numeric column by value (``0`` matches ``0.0``).
 
     Raises
     ------
+    TypeError
+        ``groupby`` is not a string.
     KeyError
         ``groupby`` is not a column of ``adata.obs``, or a group is not one of its values.
     ValueError
         A group has fewer than ``min_cells`` cells, or a group is named twice.
     """
+    check_groupby(groupby)
     if groupby not in adata.obs:
         raise KeyError(f"`groupby` column {groupby!r} not found in adata.obs; columns are {list(adata.obs.columns)}.")
-    if len(set(groups)) != len(groups):
+    if len({str(g) for g in groups}) != len(groups):
         raise ValueError(f"Groups must be distinct, got {list(groups)}.")
-    labels = adata.obs[groupby].astype(str).to_numpy()
+    column = adata.obs[groupby]
+    labels = column.astype(str).to_numpy()
     available = pd.unique(labels)
+    numeric = pd.to_numeric(pd.Series(np.asarray(column, dtype=object)), errors="coerce").to_numpy(np.float64)
     masks = {}
     for g in groups:
-        if str(g) not in available:
+        mask = labels == str(g)
+        if not mask.any() and isinstance(g, int | float | np.number) and not isinstance(g, bool):
+            mask = numeric == float(g)
+        if not mask.any():
             raise KeyError(
                 f"Group {g!r} not found in adata.obs[{groupby!r}]; available groups are {sorted(available)}."
             )
-        mask = labels == str(g)
         if mask.sum() < min_cells:
             raise ValueError(
                 f"Group {g!r} of adata.obs[{groupby!r}] has {int(mask.sum())} cell(s); at least {min_cells} are needed."
@@ -107,6 +138,28 @@ def check_key_added(key_added: str) -> str:
     if not isinstance(key_added, str) or not key_added:
         raise ValueError(f"`key_added` must be a non-empty string, got {key_added!r}.")
     return key_added
+
+
+def check_no_overwrite(
+    adata: AnnData, key_added: str, written: Mapping[str, Iterable[str]], inputs: Mapping[str, Iterable[str]]
+) -> None:
+    """Raise if a key to be written (``{"obsm": [...], ...}``) is one of the inputs of the call in ``adata``."""
+    for slot, keys in written.items():
+        present = getattr(adata, slot)
+        used = {k for k in inputs.get(slot, ()) if k is not None and k in present}
+        for key in keys:
+            if key in used:
+                raise ValueError(
+                    f"`key_added`={key_added!r} would overwrite adata.{slot}[{key!r}], an input of this call; "
+                    "choose another `key_added`."
+                )
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` must be an integer (named in the error)."""
+    from ..solvers._base import check_seed as _check
+
+    return _check(seed)
 
 
 def to_uns(value: Any) -> Any:
