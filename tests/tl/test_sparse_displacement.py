@@ -18,7 +18,7 @@ def _data():
 @pytest.fixture(scope="module")
 def runs():
     adata = _data()
-    lams = {"l1": 0.01, "smoothed_l0": 1.0, "stvs": 0.1}
+    lams = {"l1": 0.01, "smoothed_l0": 0.1, "stvs": 0.01}
     for penalty, lam in lams.items():
         ns.tl.sparse_displacement(
             adata, "condition", "control", "treated", penalty=penalty, lam=lam, key_added=penalty, **KW
@@ -40,15 +40,15 @@ def test_smoothed_l0_recovers_the_displaced_genes(runs):
     assert set(ranked) == set(runs.var_names[runs.var["displaced"]])
 
 
-def test_smoothed_l0_is_sparser_than_l1_at_comparable_fidelity(runs):
-    l0, l1, stvs = (runs.uns[k]["metrics"] for k in ("smoothed_l0", "l1", "stvs"))
-    # Measured (400 steps): mean dim. l0 10.0, l1 42.4, STVS 36.1; sliced W2 6.70, 6.56, 6.81 (unmapped: 13.5).
-    assert l0["mean_dim"] < 0.5 * l1["mean_dim"]
-    assert l0["sliced_wasserstein"] < 1.15 * l1["sliced_wasserstein"]
-    for metrics in (l0, l1, stvs):
-        assert metrics["sliced_wasserstein"] < 0.6 * ns.metrics.sliced_wasserstein(runs.X[:500], runs.X[500:])
-    _, recall_l1 = _precision_recall(runs, "l1")
-    assert recall_l1 == 1.0  # l1 finds the true genes too, with many false positives
+def test_every_penalty_recovers_the_displaced_genes_near_the_floor(runs):
+    # Floor: sliced W between two halves of the treated cells (measured 1.01); unmapped control 13.5.
+    # Measured (400 steps): l1 P = R = 1, SW 1.21; smoothed l0 1, 1, 1.28; STVS 1, 1, 1.04.
+    treated = runs.X[500:]
+    floor = ns.metrics.sliced_wasserstein(treated[:250], treated[250:])
+    for key in ("l1", "smoothed_l0", "stvs"):
+        precision, recall = _precision_recall(runs, key)
+        assert precision >= 0.9 and recall >= 0.9, key
+        assert runs.uns[key]["metrics"]["sliced_wasserstein"] < 1.5 * floor, key
 
 
 def test_written_keys_and_h5ad_round_trip(runs, tmp_path):
@@ -71,15 +71,18 @@ def test_written_keys_and_h5ad_round_trip(runs, tmp_path):
 def test_adaptive_lambda_reaches_the_target_dimensionality(tmp_path):
     adata = _data()
     model = ns.tl.sparse_displacement(
-        adata, "condition", "control", "treated", penalty="l1", lam=0.01, target_dim=15, key_added="adaptive",
+        adata, "condition", "control", "treated", penalty="stvs", lam=0.1, target_dim=10, key_added="adaptive",
         solver_kwargs={"block_iters": 100, "t_min": 0.8, "cooling": 0.9}, **KW,
     )  # fmt: skip
     result = adata.uns["adaptive"]
-    # Measured: lam grew from 0.01 to 0.86 in 11 blocks (mean dim. 42 -> 10.2), then 3 annealing proposals.
-    assert result["metrics"]["mean_dim"] <= 15
+    # STVS at lam 0.1 moves 38 genes per cell, and growing lam to 0.15 moves more (39.5): the growth block is undone
+    # and lam shrinks (0.067 ... 0.0088, mean dim. 52 -> 9.9), then 3 annealing blocks. Measured: P = R = 1.
+    assert result["metrics"]["mean_dim"] <= 10
+    precision, recall = _precision_recall(adata, "adaptive")
+    assert precision >= 0.95 and recall >= 0.95
     traj = result["trajectory"]
-    assert traj["phase"][0] == "initial" and "grow" in set(traj["phase"]) and "anneal" in set(traj["phase"])
-    assert np.all(np.diff(traj["lam"][traj["phase"] == "grow"]) > 0)
+    assert traj["phase"][0] == "initial" and {"grow", "shrink", "anneal"} <= set(traj["phase"])
+    assert np.all(np.diff(traj["lam"][traj["phase"] == "shrink"]) < 0)
     assert model.lam == pytest.approx(result["params"]["final_lam"])
     axes = ns.pl.sparsity_path(adata, "adaptive")
     assert len(axes) == 3 and any(isinstance(c, PathCollection) for c in axes[1].collections)
