@@ -23,14 +23,24 @@ _SCALES = {"mean": np.mean, "median": np.median, "max_cost": np.max}
 
 
 class Potential(nn.Module):
-    """Scalar potential ``f(y, condition)`` on the target space."""
+    """Scalar potential ``f(y, condition) = MLP(y, condition) - (well_scale / 2) exp(log_well) ||y||^2``.
+
+    ``y`` is standardised (target mean and scale). The learned quadratic well (``log_well``, starting at 0)
+    confines the Langevin chains: with ``well_scale = epsilon``, the initial ``exp(f / epsilon)`` is the standard
+    normal of the standardised space, i.e. the target's Gaussian approximation. Without it, in many dimensions
+    and at large epsilon the MLP alone did not confine the chains, whose spread then grew with the chain length
+    (d = 128, paper epsilon 10: conditional variance 3.0 times the truth after 100 steps, 4.3 after 400).
+    """
 
     hidden_dims: Sequence[int] = (128, 128, 128)
+    well_scale: float = 1.0
 
     @nn.compact
     def __call__(self, y: jax.Array, condition: jax.Array) -> jax.Array:
         """Return potentials of shape (n,)."""
-        return MLP(self.hidden_dims, 1)(jnp.concatenate([y, condition], axis=-1))[..., 0]
+        log_well = self.param("log_well", nn.initializers.zeros, ())
+        well = 0.5 * self.well_scale * jnp.exp(log_well) * jnp.sum(y**2, axis=-1)
+        return MLP(self.hidden_dims, 1)(jnp.concatenate([y, condition], axis=-1))[..., 0] - well
 
 
 class EgNOT(ConditionalSolver):
@@ -121,7 +131,7 @@ class EgNOT(ConditionalSolver):
             if self.config[name] is not None and not float(self.config[name]) > 0:
                 raise ValueError(f"`{name}` must be > 0, got {self.config[name]}.")
         self.cost_fn = resolve_cost(cost)
-        self.potential = Potential(tuple(hidden_dims))
+        self.potential = Potential(tuple(hidden_dims), float(epsilon))
         self.optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(learning_rate))
         self.loss_history: dict[str, np.ndarray] = {}
 
@@ -129,7 +139,11 @@ class EgNOT(ConditionalSolver):
     def _log_density(self, params, y: jax.Array, x: jax.Array, cond: jax.Array) -> jax.Array:
         """Unnormalised log pi(y | x) for each row: (f(y) - c(x, y) / s) / epsilon."""
         cost = jax.vmap(self.cost_fn)(x, y) / self.stats["cost_scale"]
-        return (self.potential.apply(params, y, cond) - cost) / self.config["epsilon"]
+        return (self._potential(params, y, cond) - cost) / self.config["epsilon"]
+
+    def _potential(self, params, y: jax.Array, cond: jax.Array) -> jax.Array:
+        """``f(y)`` of target-space cells (the network sees them standardised)."""
+        return self.potential.apply(params, (y - self.stats["y_mean"]) / self.stats["init_std"], cond)
 
     def _langevin(
         self, params, key: jax.Array, x: jax.Array, cond: jax.Array, n_steps: int, y0: jax.Array | None = None
@@ -171,8 +185,8 @@ class EgNOT(ConditionalSolver):
             buffer = {k: buffer[k].at[put].set(v) for k, v in zip("xcy", (x, cond, y_model), strict=True)}
 
         def loss_fn(params):
-            return jnp.mean(self.potential.apply(params, y_model, cond)) - jnp.mean(
-                self.potential.apply(params, batch.y, batch.condition)
+            return jnp.mean(self._potential(params, y_model, cond)) - jnp.mean(
+                self._potential(params, batch.y, batch.condition)
             )
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
