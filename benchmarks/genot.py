@@ -174,7 +174,7 @@ def accuracy_mixtures(suite: str) -> dict:
             "(= ns.metrics.cbw2_uvp / 2); truth: mean and covariance of the mixture conditional, as in the paper",
             "our pairs follow the paper's construction with our own seeded mixtures "
             "(benchmarks/_mixture_pairs.py); "
-            "rows marked 'published' are copied from the paper and were not re-run here",
+            "rows marked 'published' are copied from shared/reference/eot_benchmark_cbw2uvp.md, not re-run here",
         ],
     }
 
