@@ -52,7 +52,7 @@ def gaussian_diagonal_init(params, x: np.ndarray, y: np.ndarray):
     (``gaussian_map_samples``); per feature it costs nothing in high dimension.
     """
     sd_x, sd_y = np.std(x, axis=0) + 1e-6, np.std(y, axis=0) + 1e-6
-    a = sd_y / sd_x
+    a = np.clip(sd_y / sd_x, 1e-3, 1e3)  # a gene constant in one population must not start an extreme slope
     offset = np.mean(y, axis=0) - a * np.mean(x, axis=0)
     inner = dict(params["params"])
     inner[QUADRATIC] = jnp.asarray(np.log(a), jnp.float32)
