@@ -48,7 +48,7 @@ def test_recovers_a_known_heterogeneous_sparse_map():
     model.fit(x, y[rng.permutation(n)], n_iters=1000, seed=0)
     d, true_d = model.displacement(x), y - x
     fitted = np.array([np.polyfit(x[:, g], x[:, g] + d[:, g], 1)[0] for g in genes])
-    # Measured: largest relative slope error 0.005, R^2 1.000, precision = recall = 1.
+    # Measured: largest relative slope error 0.009, R^2 0.999, precision = recall = 1.
     np.testing.assert_allclose(fitted, slope[genes], rtol=0.15)
     r2 = 1 - np.sum((d - true_d) ** 2) / np.sum((true_d - true_d.mean(0)) ** 2)
     assert r2 >= 0.9
