@@ -23,6 +23,7 @@ from ._utils import (
     fill_rows,
     get_group_masks,
     get_rep,
+    relative_mass,
     split_holdout,
     write_results,
 )
@@ -41,22 +42,6 @@ def _pca_decoder(adata: AnnData, rep: str) -> tuple[np.ndarray, np.ndarray, np.n
     centre = column_mean(adata.X) if zero_center else np.zeros(adata.n_vars)
     in_pca = np.any(loadings != 0, axis=1)
     return loadings, centre, in_pca
-
-
-def relative_mass(
-    model: ConditionalSolver, x: np.ndarray, condition: np.ndarray | None, reference: np.ndarray | None = None
-) -> np.ndarray | None:
-    """Return the model's learned mass of cells ``x``, divided by its mean over ``reference`` (default ``x``).
-
-    1.0 is the average mass of a source cell in the unbalanced plan: a cell of mass 2 sends twice the average
-    amount of mass to the target population (its kind is over-represented there: growth, or more similar
-    targets), a cell of mass 0.5 half of it (loss, or few similar targets). ``None`` for balanced models.
-    """
-    mass = model.mass(x, condition)
-    if mass is None:
-        return None
-    ref = mass if reference is None else model.mass(reference, condition)
-    return (np.asarray(mass, np.float64) / float(np.mean(ref))).astype(np.float32)
 
 
 def _coupling_diagnostic(

@@ -14,7 +14,7 @@ from ..metrics import foscttm, knn_transfer, label_transfer_accuracy
 from ..solvers import GENOT
 from ..solvers._base import check_training_args
 from ..solvers._couplings import QuadraticCoupling
-from ._utils import check_key_added, check_no_overwrite, check_seed, fill_rows, get_rep, write_results
+from ._utils import check_key_added, check_no_overwrite, check_seed, fill_rows, get_rep, relative_mass, write_results
 
 
 def _resolve_objects(adata_src: Any, adata_tgt: Any) -> tuple[AnnData, AnnData, tuple[str, str] | None]:
@@ -105,7 +105,8 @@ def translate_modalities(
 
     - ``.obsm[key_added]``: (n_src, d_tgt) translated coordinates (conditional mean);
     - ``.obsm[key_added + '_samples']``: (n_src, n_samples, d_tgt);
-    - ``.obs[key_added + '_mass']``: learned relative mass (unbalanced only);
+    - ``.obs[key_added + '_mass']``: learned relative mass (unbalanced only; 1.0 is the average source cell,
+      see :func:`nescot.tl.map_perturbation`);
     - ``.obs[key_added + '_' + label]`` and ``.obs[key_added + '_' + label + '_confidence']`` per transferred label;
     - ``.uns[key_added]``: ``params``, ``loss_history`` and, for paired data, ``metrics`` on held-out pairs
       (``foscttm`` and ``label_accuracy_<label>``).
@@ -172,7 +173,7 @@ def translate_modalities(
     everyone = np.ones(src.n_obs, bool)
     obsm = {key_added: fill_rows(src.n_obs, everyone, mean), f"{key_added}_samples": samples.astype(np.float32)}
     obs: dict[str, Any] = {}
-    mass = model.mass(x)
+    mass = relative_mass(model, x, None)
     if mass is not None:
         obs[f"{key_added}_mass"] = mass
     for label in labels:
