@@ -133,14 +133,14 @@ def sinkhorn_divergence(
     return float(value)
 
 
-def _weighted_feature_means(a: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+def _weighted_feature_means(a: np.ndarray, w: np.ndarray | None, name: str) -> np.ndarray:
     a = np.asarray(a, np.float64)
-    return a.mean(0) if w is None else np.asarray(_weights(w, len(a), "pred_weights"), np.float64) @ a
+    return a.mean(0) if w is None else np.asarray(_weights(w, len(a), name), np.float64) @ a
 
 
 def pearson_r_means(x: np.ndarray, y: np.ndarray, *, x_weights: np.ndarray | None = None) -> float:
     """Pearson correlation between the feature means of the two populations (``x``'s optionally weighted)."""
-    mx, my = _weighted_feature_means(x, x_weights), np.asarray(y).mean(0)
+    mx, my = _weighted_feature_means(x, x_weights, "x_weights"), np.asarray(y).mean(0)
     if mx.size < 2 or np.std(mx) == 0 or np.std(my) == 0:
         return float("nan")
     return float(np.corrcoef(mx, my)[0, 1])
@@ -154,7 +154,7 @@ def r2_means(pred: np.ndarray, obs: np.ndarray, *, pred_weights: np.ndarray | No
     representation whose features are centred (e.g. PCA), the spread of the observed means is small and this
     value is harsh; :func:`pearson_r_means` and the distances are then more telling.
     """
-    mp, mo = _weighted_feature_means(pred, pred_weights), np.asarray(obs, np.float64).mean(0)
+    mp, mo = _weighted_feature_means(pred, pred_weights, "pred_weights"), np.asarray(obs, np.float64).mean(0)
     ss_tot = np.sum((mo - mo.mean()) ** 2)
     return float(1.0 - np.sum((mo - mp) ** 2) / ss_tot) if ss_tot > 0 else float("nan")
 
@@ -195,9 +195,13 @@ def compare_populations(
     ip = rng.choice(len(pred), max_cells, replace=False) if len(pred) > max_cells else np.arange(len(pred))
     o = obs[rng.choice(len(obs), max_cells, replace=False)] if len(obs) > max_cells else obs
     p, wp = pred[ip], None if w is None else w[ip]
+    # identical observed cells have no cost scale: the divergence is then undefined, not an error
+    spread = float(np.sum(np.var(o, axis=0)))
     return {
         "energy_distance": energy_distance(p, o, x_weights=wp),
-        "sinkhorn_divergence": sinkhorn_divergence(p, o, epsilon=0.1, scale_cost="mean", x_weights=wp),
+        "sinkhorn_divergence": sinkhorn_divergence(p, o, epsilon=0.1, scale_cost="mean", x_weights=wp)
+        if spread > 0
+        else float("nan"),
         "mmd_rbf": mmd_rbf(p, o, x_weights=wp),
         "pearson_r_means": pearson_r_means(pred, obs, x_weights=w),
         "r2_means": r2_means(pred, obs, pred_weights=w),

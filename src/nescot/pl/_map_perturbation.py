@@ -66,15 +66,15 @@ def pushforward(
     obsm_key = key if len(targets) == 1 else f"{key}_{target}"
     rep = get_rep(adata, params["rep"])
     labels = adata.obs[params["groupby"]].astype(str).to_numpy()
+    if predicted not in ("sample", "mean"):
+        raise ValueError(f"`predicted` must be 'sample' or 'mean', got {predicted!r}.")
     i, j = components
     fig, ax = new_axes(ax)
     src, tgt = labels == params["source"], labels == target
     if predicted == "sample":
         pred = np.asarray(adata.obsm[f"{obsm_key}_samples"])[src][:, 0]
-    elif predicted == "mean":
-        pred = np.asarray(adata.obsm[obsm_key])[src]
     else:
-        raise ValueError(f"`predicted` must be 'sample' or 'mean', got {predicted!r}.")
+        pred = np.asarray(adata.obsm[obsm_key])[src]
     what = "one sample per cell" if predicted == "sample" else "conditional means"
     mass_key = f"{obsm_key}_mass"
     if weighted and mass_key in adata.obs:

@@ -292,7 +292,7 @@ def batch_size_sensitivity(
     """
     x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
     rng = np.random.default_rng(seed)
-    n_query = int(min(n_query, len(x) // 2, batch_size // 2))
+    n_query = int(min(n_query, len(x) // 2, len(y) // 2, batch_size // 2))
     query = rng.choice(len(x), n_query, replace=False)
     rest = np.setdiff1d(np.arange(len(x)), query)
     solve = jax.jit(lambda a, b: coupling(a, b).plan[:n_query])  # compiled once per batch size

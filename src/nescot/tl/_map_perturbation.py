@@ -12,6 +12,7 @@ from .._settings import logger
 from ..io._lazy import column_mean, lazy_rep, take_rows
 from ..metrics import compare_populations
 from ..solvers import ConditionalSolver, batch_size_sensitivity, get_solver
+from ..solvers._base import check_training_args
 from ._utils import (
     as_group_list,
     check_finite,
@@ -50,6 +51,8 @@ def _coupling_diagnostic(
     """Batch-size sensitivity of the model's mini-batch coupling on the user's cells (GENOT-like solvers)."""
     coupling = getattr(model, "coupling", None)
     if coupling is None:
+        return None
+    if min(len(x), len(y)) <= batch_size:  # batches already hold all cells: no bias to measure
         return None
     rows = np.random.default_rng(seed).choice(len(y), min(len(y), 4 * int(batch_size)), replace=False)
     y_sub = np.asarray(y[np.sort(rows)], np.float32)
@@ -149,8 +152,9 @@ def map_perturbation(
       comparing ``n_samples`` draws per held-out source cell (weighted by mass when unbalanced; the unweighted
       values in ``metrics_unweighted``) with the held-out target cells, and ``metrics_identity``, the same
       metrics for unmapped source cells (a baseline); ``coupling_diagnostic`` (solvers trained on mini-batch
-      couplings): the batch-size sensitivity of the coupling on these cells
-      (:func:`nescot.solvers.batch_size_sensitivity`), with a warning above 0.1.
+      couplings, when the source and the first target have more training cells than ``batch_size``): the
+      batch-size sensitivity of the coupling between them (:func:`nescot.solvers.batch_size_sensitivity`),
+      with a warning above 0.1.
 
     The diagnostic is computed before training. Held-out metrics follow
     :func:`nescot.metrics.compare_populations`'s conventions.
@@ -170,6 +174,7 @@ def map_perturbation(
     fit_kwargs = check_fit_kwargs(get_solver(solver), fit_kwargs)
     if fit_kwargs.get("resume") and fit_kwargs.get("checkpoint_dir") is None:
         raise ValueError("`fit_kwargs={'resume': True}` needs a `checkpoint_dir` to resume from.")
+    check_training_args(seed=seed, n_iters=n_iters, batch_size=batch_size)  # before the coupling diagnostic
     out_keys = [key_added] if len(targets) == 1 else [f"{key_added}_{t}" for t in targets]
     check_no_overwrite(
         adata,
