@@ -141,7 +141,8 @@ pd.DataFrame(scores).T
 # Left: what the model was trained on, on the first two principal components: the control cells of the other
 # types (blue), their stimulated counterparts (orange) and GENOT's prediction for these control cells (green,
 # one generated state per cell). Middle: the held-out test, CD14 monocytes only: control CD14 monocytes (blue),
-# the held-out stimulated CD14 monocytes (orange) and GENOT's prediction from the control cells (green).
+# the held-out stimulated CD14 monocytes (orange) and GENOT's prediction from the control cells (green);
+# predicted cells away from the orange cloud are monocytes the model sends towards other stimulated types.
 # Right: for each of the 50 DE genes, the observed mean expression in held-out stimulated CD14 monocytes (x)
 # against the predicted mean (y), for GENOT and the two baselines. Points on the diagonal are predicted
 # exactly; the unmapped control shows where the genes start, so the distance travelled towards the diagonal
@@ -149,7 +150,7 @@ pd.DataFrame(scores).T
 
 # %%
 fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
-ns.pl.pushforward(adata, "genot", ax=axes[0])
+ns.pl.pushforward(adata, "genot", ax=axes[0], show=False)
 axes[1].scatter(*pca[src][:, :2].T, s=5, alpha=0.5, c="tab:blue", label="control CD14 Mono")
 axes[1].scatter(*pca[held][:, :2].T, s=5, alpha=0.5, c="tab:orange", label="stimulated CD14 Mono (held out)")
 axes[1].scatter(*samples[:, 0, :2].T, s=5, alpha=0.5, c="tab:green", label="GENOT prediction")
