@@ -54,6 +54,6 @@ def register(
 
 def load_all() -> dict[str, Benchmark]:
     """Import every family module (registration happens on import) and return the registry."""
-    from . import egnot, genot, reference, sparse_icnn, translation  # noqa: F401
+    from . import egnot, genot, real, reference, sparse_icnn, translation  # noqa: F401
 
     return REGISTRY

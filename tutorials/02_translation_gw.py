@@ -5,6 +5,19 @@
 # space (Gromov-Wasserstein); gene-activity scores, which exist in both, add a fused term. The cells
 # are paired in this simulation, but the pairing is used only to evaluate (FOSCTTM, label transfer).
 
+# %% [markdown]
+# ## Why simulated data
+# No real paired multiome data set reaches the machines that build these tutorials (they have no general
+# internet access), so this tutorial runs on `simulate_multiome`, whose cells are paired by construction.
+# With internet access, the NeurIPS 2021 bone-marrow multiome (Luecken et al., 2021; GEO GSE194122, about
+# 2.7 GB gzipped, downloaded once into the cache) can be used instead, e.g. one donor and site:
+#
+# ```python
+# rna, atac = ns.datasets.bone_marrow_multiome(samples="s1d1")  # .obs['batch'] values; (rna, atac) with the same cells
+# # rna.obsm['X_pca'] and atac.obsm['lsi_full'] come with the file
+# ns.tl.translate_modalities(atac, rna, "lsi_full", "X_pca", transfer_labels=["cell_type"], key_added="GW")
+# ```
+
 # %%
 import os
 

@@ -40,4 +40,4 @@ pd.DataFrame(table).T
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
 for ax, solver in zip(axes, ("genot", "egnot"), strict=True):
-    ns.pl.pushforward(adata, solver, ax=ax)
+    ns.pl.pushforward(adata, solver, ax=ax, show=False)

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell")
     args = parser.parse_args(argv)
     os.environ.setdefault("NESCOT_QUICK", "1")
-    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # figures into the notebooks
     paths = [Path(n) for n in args.names] or sorted(HERE.glob("[0-9]*.py"))
     args.out.mkdir(parents=True, exist_ok=True)
     for path in paths:
