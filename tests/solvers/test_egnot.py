@@ -120,3 +120,23 @@ def test_replay_buffer_rescues_short_chains():
     # Measured with 20-step chains: 22.8 % from noise, 2.2 % with 90 % of the chains replayed (100-step chains
     # from noise: 0.55 %, see above).
     assert uvp[0.9] < 5.0 < 10.0 < uvp[0.0]
+
+
+@pytest.mark.slow
+def test_chains_stay_confined_in_high_dimension_at_large_epsilon():
+    # Mixture pair of Gushchin et al.'s kind, d = 128, paper epsilon 10: without a quadratic well in the
+    # potential, the chains' conditional variance was 3.0x the truth after 100 steps and 4.3x after 400
+    # (cBW2-UVP 179 / 346% against a floor of 25.5%).
+    from benchmarks._cases import mixture_case
+
+    cfg = {"n_train": 10000, "n_test": 32, "n_samples": 256, "n_var": 4000}
+    case = mixture_case(128, 10.0, cfg)
+    model = ns.solvers.EgNOT(epsilon=case.epsilon_ott, scale_cost=1.0, hidden_dims=(128, 128))
+    model.fit(case.x, case.y, n_iters=500, batch_size=256, seed=0)
+    true_trace = float(np.mean(np.trace(case.cov, axis1=1, axis2=2)))
+    for n_steps in (100, 400):
+        samples = model.transport(case.x_test, n_samples=256, seed=1, n_steps=n_steps)
+        centred = samples - samples.mean(1, keepdims=True)
+        spread = float(np.mean(np.einsum("nki,nki->n", centred, centred))) / (samples.shape[1] - 1) / true_trace
+        assert 0.8 < spread < 1.25, n_steps
+        assert case.score(samples) < 1.5 * case.floor

@@ -51,6 +51,13 @@ def test_weighted_prediction_is_closer_to_the_target(orphan):
     assert unweighted["energy_distance"] < uns["metrics_identity"]["stim"]["energy_distance"]
 
 
+def test_coupling_diagnostic_is_recorded(orphan):
+    # 2-D clusters, 210 training cells against batches of 128 (reference 210): little mini-batch bias expected.
+    diagnostic = orphan.uns["map_perturbation"]["coupling_diagnostic"]
+    assert diagnostic["batch_size"] == 128 and diagnostic["reference_batch_size"] > 128
+    assert 0 <= diagnostic["batch_sensitivity"] < 0.1
+
+
 def test_pushforward_plots_mass_weighted_samples(orphan):
     target = orphan.X[(orphan.obs["condition"] == "stim").to_numpy()]
     ax = ns.pl.pushforward(orphan, show=False)
