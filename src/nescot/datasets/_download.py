@@ -413,11 +413,11 @@ def _match_members(members: Sequence[str], names: Sequence[str], fname: str) -> 
 
 
 @dataclass(frozen=True)
-class ExtractMembers:
-    """Pooch processor: extract named members of a zip archive (a wheel, say) into the folder ``target``.
+class _ExtractFlat:
+    """Pooch processor base: write named members of an archive flat (by base name) into the folder ``target``.
 
-    Members are matched by path suffix and written flat (by base name) into ``target`` next to the archive.
-    Returns the path of ``target``.
+    Members are matched by path suffix; nothing is redone when every output exists (unless pooch re-downloaded
+    the archive). Subclasses open the archive in ``_extract``. Returns the path of ``target``.
     """
 
     members: tuple[str, ...]
@@ -426,15 +426,29 @@ class ExtractMembers:
     def __call__(self, fname: str, action: str, pup: object) -> str:
         out_dir = Path(fname).parent / self.target
         outputs = [out_dir / Path(m).name for m in self.members]
-        if not _redo(action, *outputs):
-            return str(out_dir)
-        with zipfile.ZipFile(fname) as zf:
-            found = _match_members(self.members, zf.namelist(), fname)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            for member, dst in zip(self.members, outputs, strict=True):
-                with zf.open(found[member]) as fin:
-                    _copy_atomic(fin, dst)
+        if _redo(action, *outputs):
+            self._extract(fname, outputs)
         return str(out_dir)
+
+    def _write(self, fname: str, names: list[str], open_member, outputs: list[Path]) -> None:
+        """Match the members among ``names``, then copy each (``open_member(name)`` -> stream) atomically."""
+        found = _match_members(self.members, names, fname)
+        outputs[0].parent.mkdir(parents=True, exist_ok=True)
+        for member, dst in zip(self.members, outputs, strict=True):
+            with open_member(found[member]) as fin:
+                _copy_atomic(fin, dst)
+
+    def _extract(self, fname: str, outputs: list[Path]) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ExtractMembers(_ExtractFlat):
+    """Pooch processor: extract named members of a zip archive (a wheel, say) into the folder ``target``."""
+
+    def _extract(self, fname: str, outputs: list[Path]) -> None:
+        with zipfile.ZipFile(fname) as zf:
+            self._write(fname, zf.namelist(), zf.open, outputs)
 
 
 def _ar_members(fh: IO[bytes]) -> Iterator[tuple[str, int, int]]:
@@ -455,22 +469,14 @@ def _ar_members(fh: IO[bytes]) -> Iterator[tuple[str, int, int]]:
 
 
 @dataclass(frozen=True)
-class ExtractDeb:
+class ExtractDeb(_ExtractFlat):
     """Pooch processor: extract named files of a Debian package (``.deb``) into the folder ``target``.
 
     A ``.deb`` is an ``ar`` archive whose ``data.tar.xz`` (or ``.gz``, ``.bz2``, uncompressed) holds the
-    installed files; read with the standard library only. Members are matched by path suffix and written
-    flat into ``target`` next to the package. Returns the path of ``target``.
+    installed files; read with the standard library only.
     """
 
-    members: tuple[str, ...]
-    target: str
-
-    def __call__(self, fname: str, action: str, pup: object) -> str:
-        out_dir = Path(fname).parent / self.target
-        outputs = [out_dir / Path(m).name for m in self.members]
-        if not _redo(action, *outputs):
-            return str(out_dir)
+    def _extract(self, fname: str, outputs: list[Path]) -> None:
         with open(fname, "rb") as fh:
             data = [(n, o, s) for n, o, s in _ar_members(fh) if n.startswith("data.tar")]
             if not data:
@@ -482,11 +488,4 @@ class ExtractDeb:
             payload = io.BytesIO(fh.read(size))
         with tarfile.open(fileobj=payload, mode="r:*") as tf:
             infos = {ti.name: ti for ti in tf.getmembers() if ti.isfile()}
-            found = _match_members(self.members, list(infos), fname)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            for member, dst in zip(self.members, outputs, strict=True):
-                fin = tf.extractfile(infos[found[member]])
-                assert fin is not None  # regular files always have a stream
-                with fin:
-                    _copy_atomic(fin, dst)
-        return str(out_dir)
+            self._write(fname, list(infos), lambda n: tf.extractfile(infos[n]), outputs)
