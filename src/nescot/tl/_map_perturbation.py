@@ -172,9 +172,10 @@ def map_perturbation(
     if int(n_samples) < 1:
         raise ValueError(f"`n_samples` must be >= 1, got {n_samples}.")
     fit_kwargs = check_fit_kwargs(get_solver(solver), fit_kwargs)
-    if fit_kwargs.get("resume") and fit_kwargs.get("checkpoint_dir") is None:
-        raise ValueError("`fit_kwargs={'resume': True}` needs a `checkpoint_dir` to resume from.")
-    check_training_args(seed=seed, n_iters=n_iters, batch_size=batch_size)  # before the coupling diagnostic
+    check_training_args(  # all before the coupling diagnostic and the training
+        seed=seed, n_iters=n_iters, batch_size=batch_size,
+        resume=bool(fit_kwargs.get("resume")), checkpoint_dir=fit_kwargs.get("checkpoint_dir"),
+    )  # fmt: skip
     out_keys = [key_added] if len(targets) == 1 else [f"{key_added}_{t}" for t in targets]
     check_no_overwrite(
         adata,
@@ -193,7 +194,8 @@ def map_perturbation(
     rng = np.random.default_rng(seed)
     x_all = data[masks[str(source)]]
     check_finite(x_all, f"representation {rep!r}")
-    x_train, x_test = (x_all[idx] for idx in split_holdout(len(x_all), holdout, rng))
+    train_rows, test_rows = split_holdout(len(x_all), holdout, rng)
+    x_train, x_test = x_all[train_rows], x_all[test_rows]
     y_splits = {t: split_holdout(int(masks[str(t)].sum()), holdout, rng) for t in targets}
     y_train = [take_rows(data, np.flatnonzero(masks[str(t)])[y_splits[t][0]]) for t in targets]
     conditions = np.eye(len(targets), dtype=np.float32) if len(targets) > 1 else None
@@ -235,8 +237,7 @@ def map_perturbation(
             # weighted by its learned mass (unbalanced), as the plan transports it
             drawn = model.transport(x_test, cond, n_samples=n_samples, seed=seed + 1)
             pred = drawn.reshape(-1, drawn.shape[-1])
-            test_mass = relative_mass(model, x_test, cond, reference=x_all)
-            weights = None if test_mass is None else np.repeat(test_mass, n_samples)
+            weights = None if mass is None else np.repeat(mass[test_rows], n_samples)
             metrics[str(t)] = compare_populations(pred, y_test, pred_weights=weights, seed=seed)
             if weights is not None:
                 unweighted[str(t)] = compare_populations(pred, y_test, seed=seed)

@@ -240,10 +240,8 @@ def check_fit_kwargs(solver_cls: type, fit_kwargs: dict[str, Any] | None) -> dic
     return fit_kwargs
 
 
-def relative_mass(
-    model: Any, x: np.ndarray, condition: np.ndarray | None, reference: np.ndarray | None = None
-) -> np.ndarray | None:
-    """Return the model's learned mass of cells ``x``, divided by its mean over ``reference`` (default ``x``).
+def relative_mass(model: Any, x: np.ndarray, condition: np.ndarray | None) -> np.ndarray | None:
+    """Return the model's learned mass of cells ``x``, divided by its mean over ``x``.
 
     1.0 is the average mass of a source cell in the unbalanced plan: a cell of mass 2 sends twice the average
     amount of mass to the target population (its kind is over-represented there: growth, or more similar
@@ -252,5 +250,4 @@ def relative_mass(
     mass = model.mass(x, condition)
     if mass is None:
         return None
-    ref = mass if reference is None else model.mass(reference, condition)
-    return (np.asarray(mass, np.float64) / float(np.mean(ref))).astype(np.float32)
+    return (np.asarray(mass, np.float64) / float(np.mean(mass))).astype(np.float32)
