@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from ott.geometry import costs, geometry, pointcloud
 
 CostLike = str | costs.CostFn | Callable[[jax.Array, jax.Array], jax.Array]
@@ -41,3 +43,24 @@ def make_geometry(
         return pointcloud.PointCloud(x, y, cost_fn=cost, epsilon=epsilon, scale_cost=scale_cost)
     cost_matrix = jax.vmap(lambda xi: jax.vmap(lambda yj: cost(xi, yj))(y))(x)
     return geometry.Geometry(cost_matrix=jnp.asarray(cost_matrix), epsilon=epsilon, scale_cost=scale_cost)
+
+
+POPULATION_SCALES = {"mean": np.mean, "median": np.median, "max_cost": np.max}
+
+
+def population_cost_scale(
+    cost: costs.CostFn | Callable, x: Any, y: Any, scale_cost: float | str, key: jax.Array, n_pairs: int = 2048
+) -> float:
+    """A cost scale fixed for a whole data set: a number, or ``"mean"`` / ``"median"`` / ``"max_cost"`` of the cost
+    over ``n_pairs`` random (source, target) pairs (the population counterpart of ott's per-batch scaling)."""
+    if not isinstance(scale_cost, str):
+        return float(scale_cost)
+    if scale_cost not in POPULATION_SCALES:
+        raise ValueError(f"`scale_cost` must be a number or one of {sorted(POPULATION_SCALES)}, got {scale_cost!r}.")
+    k1, k2 = jax.random.split(key)
+    i = jax.random.randint(k1, (n_pairs,), 0, x.shape[0])
+    j = jax.random.randint(k2, (n_pairs,), 0, y.shape[0])
+    value = float(POPULATION_SCALES[scale_cost](np.asarray(jax.vmap(cost)(jnp.asarray(x)[i], jnp.asarray(y)[j]))))
+    if not value > 0:
+        raise ValueError(f"scale_cost={scale_cost!r} gives a non-positive cost scale ({value}); pass a number.")
+    return value

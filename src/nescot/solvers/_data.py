@@ -239,6 +239,17 @@ class HostFeed:
             self.targets, "target", self.seed
         )
 
+    def subsample(self, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Up to ``n`` random cells of every source and target population, in memory (to fit a global coupling)."""
+        rng = np.random.default_rng([self.seed, -1])
+
+        def take(pop: Any) -> np.ndarray:
+            if isinstance(pop, RowSource):
+                return read_rows(pop, np.sort(rng.choice(len(pop), min(n, len(pop)), replace=False)))
+            return np.asarray(pop.sample(rng, n), np.float32)
+
+        return [take(p) for p in self.sources], [take(p) for p in self.targets]
+
     def configure(
         self,
         batch_size: int,

@@ -13,14 +13,11 @@ import numpy as np
 import optax
 
 from ._base import ConditionalSolver, as_tasks, check_training_args
-from ._costs import CostLike, resolve_cost
+from ._costs import POPULATION_SCALES, CostLike, population_cost_scale, resolve_cost
 from ._couplings import check_epsilon, check_tau
 from ._networks import MLP
 from ._tasks import TaskData, sample_batch
 from ._training import make_chunk_runner, run_training
-
-_SCALES = {"mean": np.mean, "median": np.median, "max_cost": np.max}
-
 
 class Potential(nn.Module):
     """Scalar potential ``f(y, condition) = MLP(y, condition) - (well_scale / 2) exp(log_well) ||y||^2``.
@@ -118,10 +115,10 @@ class EgNOT(ConditionalSolver):
             raise ValueError("EgNOT needs an explicit `epsilon` > 0.")
         if check_tau("tau_a", tau_a) != 1.0 or check_tau("tau_b", tau_b) != 1.0:
             raise ValueError(f"EgNOT is balanced: tau_a and tau_b must be 1, got {tau_a} and {tau_b}; use GENOT.")
-        if not (isinstance(scale_cost, str) and scale_cost in _SCALES) and not (
+        if not (isinstance(scale_cost, str) and scale_cost in POPULATION_SCALES) and not (
             isinstance(scale_cost, int | float) and scale_cost > 0
         ):
-            raise ValueError(f"`scale_cost` must be > 0 or one of {sorted(_SCALES)}, got {scale_cost!r}.")
+            raise ValueError(f"`scale_cost` must be > 0 or one of {sorted(POPULATION_SCALES)}, got {scale_cost!r}.")
         if not 0.0 < float(step_anneal) <= 1.0:
             raise ValueError(f"`step_anneal` must be in (0, 1], got {step_anneal}.")
         if not 0.0 <= float(replay_fraction) < 1.0:
@@ -207,16 +204,7 @@ class EgNOT(ConditionalSolver):
 
     # -- fitting ---------------------------------------------------------------------------------
     def _cost_scale(self, data: TaskData, key: jax.Array) -> float:
-        scale = self.config["scale_cost"]
-        if not isinstance(scale, str):
-            return float(scale)
-        k1, k2 = jax.random.split(key)
-        i = jax.random.randint(k1, (2048,), 0, data.x_raw.shape[0])
-        j = jax.random.randint(k2, (2048,), 0, data.y_raw.shape[0])
-        value = float(_SCALES[scale](np.asarray(jax.vmap(self.cost_fn)(data.x_raw[i], data.y_raw[j]))))
-        if not value > 0:
-            raise ValueError(f"scale_cost={scale!r} gives a non-positive cost scale ({value}); pass a number.")
-        return value
+        return population_cost_scale(self.cost_fn, data.x_raw, data.y_raw, self.config["scale_cost"], key)
 
     def fit(
         self,

@@ -17,6 +17,7 @@ from ._base import ConditionalSolver, as_tasks, check_training_args, warn_if_not
 from ._checkpoint import checkpoint_chunk_size, describe_config, train_with_checkpoints
 from ._costs import CostLike
 from ._couplings import Coupling, LinearCoupling, relative_marginals, sample_conditional_indices
+from ._global_couplings import GlobalCoupling, make_coupling
 from ._data import HostFeed, has_sources, make_fed_runner
 from ._networks import ConditionalVelocityField, MassNetwork
 from ._ode import check_ode_solver, integrate
@@ -25,14 +26,21 @@ from ._tasks import Batch, Standardizer, TaskData, sample_batch
 from ._training import make_chunk_runner
 
 
+# cells per population a global coupling is fitted to when the data are read from disk (random rows)
+_GLOBAL_FIT_CELLS = 100_000
+
+
 class GENOT(ConditionalSolver):
     """Generative entropic neural optimal transport (Klein et al., 2023).
 
     Learns the conditional law ``pi_eps(y | x)`` of an entropic OT plan with conditional flow
-    matching. Each training step solves an entropic problem on a mini-batch with ott-jax, draws
-    ``n_samples_per_source`` targets per source cell from the plan's rows and regresses the
-    straight-path velocity from Gaussian noise to those targets. Unbalanced plans also train two
-    re-weighting networks on the plan's relative marginals.
+    matching: each training step draws ``n_samples_per_source`` targets per source cell from a coupling and
+    regresses the straight-path velocity from Gaussian noise to those targets. With the paper's mini-batch
+    coupling (``coupling="minibatch"``) each step solves an entropic problem on the batch with ott-jax and draws
+    from the plan's rows; unbalanced plans also train two re-weighting networks on the plan's relative
+    marginals. A global coupling (``"global"``, ``"mixture"``, ``"egnot"``) is instead fitted once to the whole
+    data set before training, and removes the mini-batch plan's bias at small epsilon in many dimensions
+    (docs/methods.md explains which to use).
 
     Parameters
     ----------
@@ -46,7 +54,13 @@ class GENOT(ConditionalSolver):
     tau_a, tau_b
         Marginal relaxations in (0, 1]; below 1 the source / target masses are learned.
     coupling
-        A ready coupling (e.g. a quadratic one); overrides ``cost``, ``epsilon``, ``scale_cost``, ``tau_*``.
+        Where training pairs come from. ``"minibatch"``: the entropic plan of each training batch (Klein et al.,
+        2023). ``"mixture"``: a Gaussian-mixture model of the population plan's potential, fitted once
+        (:class:`~nescot.solvers.MixturePotentialCoupling`, quadratic cost only). ``"egnot"``: draws of a fitted
+        EgNOT model (:class:`~nescot.solvers.EgNOTCoupling`, any cost). ``"global"``: the global coupling chosen
+        by the benchmarks (currently ``"mixture"``). The global ones are balanced: unbalanced problems need
+        ``"minibatch"``. Or a ready coupling object (a quadratic one, a configured global one), which overrides
+        ``cost``, ``epsilon``, ``scale_cost``, ``tau_*``.
     n_samples_per_source
         Conditional draws ``k`` per source cell and step.
     repair_noise
@@ -74,7 +88,7 @@ class GENOT(ConditionalSolver):
         scale_cost: float | str = "mean",
         tau_a: float = 1.0,
         tau_b: float = 1.0,
-        coupling: Coupling | None = None,
+        coupling: str | Coupling | GlobalCoupling = "minibatch",
         n_samples_per_source: int = 4,
         repair_noise: bool = False,
         hidden_dims: Sequence[int] = (256, 256, 256),
@@ -87,7 +101,12 @@ class GENOT(ConditionalSolver):
         chunk_size: int = 100,
     ) -> None:
         self.config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
-        self.coupling = coupling if coupling is not None else LinearCoupling(cost, epsilon, scale_cost, tau_a, tau_b)
+        if coupling is None:  # earlier releases' way of asking for the default
+            coupling = "minibatch"
+        self.coupling = make_coupling(
+            coupling, cost=cost, epsilon=epsilon, scale_cost=scale_cost, tau_a=tau_a, tau_b=tau_b
+        )
+        self.is_global = isinstance(self.coupling, GlobalCoupling)
         if int(n_samples_per_source) < 1:
             raise ValueError(f"`n_samples_per_source` must be >= 1, got {n_samples_per_source}.")
         if not float(learning_rate) > 0:
@@ -128,14 +147,20 @@ class GENOT(ConditionalSolver):
 
         return jax.vmap(one)(jax.random.split(key, z.shape[0]), z, y)
 
+    def _pairs(self, coupling_state, batch: Batch, key: jax.Array):
+        """Standardised sources (B, d_x), k targets per source (B, k, d_y), and the batch plan (or ``None``)."""
+        if self.is_global:
+            x, y1 = self.coupling.draw(coupling_state, key, batch, self.k)
+            return self.x_scaler(x), self.y_scaler(y1), None
+        coupled = self.coupling(batch.x, batch.y)
+        picks = sample_conditional_indices(key, coupled.plan, self.k)  # (B, k)
+        return self.x_scaler(batch.x), self.y_scaler(batch.y)[picks], coupled
+
     def _train_step(self, carry, batch: Batch, key: jax.Array):
         """One optimiser step on a batch: couple, draw k targets per source, regress the flow velocity."""
-        params, opt_state = carry
+        params, opt_state, coupling_state = carry
         keys = jax.random.split(key, 4)
-        coupled = self.coupling(batch.x, batch.y)
-        x, y = self.x_scaler(batch.x), self.y_scaler(batch.y)
-        picks = sample_conditional_indices(keys[0], coupled.plan, self.k)  # (B, k)
-        y1 = y[picks]  # (B, k, d_y)
+        x, y1, coupled = self._pairs(coupling_state, batch, keys[0])
         z = jax.random.normal(keys[1], y1.shape)
         if self.config["repair_noise"] and self.k > 1:
             z = self._repair(keys[2], z, y1)
@@ -150,13 +175,15 @@ class GENOT(ConditionalSolver):
             if self.unbalanced:
                 mass_a, mass_b = relative_marginals(coupled.plan)
                 losses["loss_eta"] = jnp.mean((self.eta.apply(params["eta"], x, batch.condition) - mass_a) ** 2)
+                y = self.y_scaler(batch.y)
                 losses["loss_xi"] = jnp.mean((self.xi.apply(params["xi"], y, batch.condition) - mass_b) ** 2)
             return sum(losses.values()), losses
 
         grads, losses = jax.grad(loss_fn, has_aux=True)(params)
         updates, opt_state = self.optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        return (params, opt_state), {**losses, "coupling_converged": coupled.converged.astype(jnp.float32)}
+        converged = jnp.float32(1.0) if coupled is None else coupled.converged.astype(jnp.float32)
+        return (params, opt_state, coupling_state), {**losses, "coupling_converged": converged}
 
     def _step(self, carry, data: TaskData, key: jax.Array, batch_size: int, mesh=None):
         k_batch, k_train = jax.random.split(key)
@@ -166,6 +193,23 @@ class GENOT(ConditionalSolver):
     def _fed_step(self, carry, batch: tuple, key: jax.Array, mesh=None):
         # same key split as `_step`, so fed and in-memory steps draw the same noise for the same batch
         return self._train_step(carry, constrain_batch(Batch(*batch), mesh), jax.random.split(key)[1])
+
+    def _fit_coupling(self, sources: list, targets: list, cond: np.ndarray, seed: int) -> Any:
+        """Fit a global coupling to the whole training data (nothing to fit for a mini-batch one)."""
+        if not self.is_global:
+            return ()
+        return self.coupling.fit([np.asarray(a, np.float32) for a in sources], list(map(np.asarray, targets)), cond, seed)
+
+    def _fit_coupling_fed(self, feed: HostFeed) -> Any:
+        if not self.is_global:
+            return ()
+        if len(feed.sources) > 1:
+            raise ValueError(
+                "A global coupling with several (source, target) pairs read from disk is not supported; load the "
+                "data into memory or use coupling='minibatch'."
+            )
+        sources, targets = feed.subsample(_GLOBAL_FIT_CELLS)
+        return self.coupling.fit(sources, targets, feed.condition, feed.seed)
 
     def _fingerprint(self, seed: int, batch_size: int, fed: bool) -> dict[str, Any]:
         """Describe what a checkpoint must share with this run to be resumed (data: through its statistics)."""
@@ -258,9 +302,10 @@ class GENOT(ConditionalSolver):
         self._build(dim_x, dim_y, cond.shape[1])
         key_init, key_train = jax.random.split(jax.random.key(seed))
         params = self._init_params(key_init)
-        carry = replicate((params, self.optimizer.init(params)), mesh)
+        coupling_state = self._fit_coupling(sources, targets, cond, seed) if feed is None else self._fit_coupling_fed(feed)
+        carry = replicate((params, self.optimizer.init(params), coupling_state), mesh)
         with feed or contextlib.nullcontext():  # stops the reader thread however training ends
-            (params, _), history = train_with_checkpoints(
+            (params, _, _), history = train_with_checkpoints(
                 runner, carry, data, n_iters=int(n_iters), chunk_size=chunk, seed=key_train, desc="GENOT",
                 callback=callback, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, resume=resume,
                 fingerprint=self._fingerprint(seed, batch_size, feed is not None),

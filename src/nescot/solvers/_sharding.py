@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -73,8 +74,9 @@ def constrain_batch(batch: Any, mesh: Mesh | None, axis: int = 0) -> Any:
     """Inside ``jit``: split every leaf of ``batch`` along its cell axis ``axis`` over the mesh."""
     if mesh is None:
         return batch
-    spec = P(*([None] * axis), AXIS)
-    return jax.tree.map(lambda b: jax.lax.with_sharding_constraint(b, NamedSharding(mesh, spec)), batch)
+    spec = NamedSharding(mesh, P(*([None] * axis), AXIS))
+    # leaves without a cell axis (a batch's task index) stay replicated
+    return jax.tree.map(lambda b: b if jnp.ndim(b) <= axis else jax.lax.with_sharding_constraint(b, spec), batch)
 
 
 def feed_placement(mesh: Mesh | None, batch_size: int) -> tuple[Callable[[np.ndarray, tuple[int, ...]], Any], slice]:

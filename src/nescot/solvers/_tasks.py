@@ -39,11 +39,12 @@ class TaskData(NamedTuple):
 
 
 class Batch(NamedTuple):
-    """One training batch in raw units: sources (B, d_x), targets (B, d_y), conditions (B, d_c)."""
+    """One training batch in raw units: sources (B, d_x), targets (B, d_y), conditions (B, d_c), its task index."""
 
     x: jax.Array
     y: jax.Array
     condition: jax.Array
+    task: jax.Array | int = 0
 
 
 def sample_batch(data: TaskData, key: jax.Array, batch_size: int) -> Batch:
@@ -53,7 +54,7 @@ def sample_batch(data: TaskData, key: jax.Array, batch_size: int) -> Batch:
     i = data.src_index[task, jax.random.randint(k_src, (batch_size,), 0, data.src_count[task])]
     j = data.tgt_index[task, jax.random.randint(k_tgt, (batch_size,), 0, data.tgt_count[task])]
     cond = jnp.broadcast_to(data.condition[task], (batch_size, data.condition.shape[-1]))
-    return Batch(data.x_raw[i], data.y_raw[j], cond)
+    return Batch(data.x_raw[i], data.y_raw[j], cond, task)
 
 
 class Standardizer(NamedTuple):
