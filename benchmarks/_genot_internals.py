@@ -28,7 +28,8 @@ def prepare(model: GENOT, x: np.ndarray, y: np.ndarray, seed: int = 0):
     model.x_scaler, model.y_scaler = Standardizer.fit(data.x_raw), Standardizer.fit(data.y_raw)
     model._build(data.x_raw.shape[1], data.y_raw.shape[1], cond.shape[1])
     params = model._init_params(jax.random.key(seed))
-    return (params, model.optimizer.init(params)), data
+    coupling_state = model._fit_coupling(sources, targets, cond, seed)
+    return (params, model.optimizer.init(params), coupling_state), data
 
 
 def step_runner(model: GENOT, batch_size: int, chunk: int):

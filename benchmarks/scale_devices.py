@@ -71,7 +71,7 @@ _PARTITION = textwrap.dedent(
     from nescot.solvers._genot import Batch
     from nescot.solvers._sharding import replicate
     params = model._init_params(jax.random.key(0))
-    carry = replicate((params, model.optimizer.init(params)), mesh)
+    carry = replicate((params, model.optimizer.init(params), ()), mesh)
     put = lambda a: jax.device_put(a, NamedSharding(mesh, P("batch")))
     batch = (put(x[:256]), put(y[:256]), put(np.zeros((256, 0), np.float32)))
     step = jax.jit(lambda c, b, k: model._fed_step(c, b, k, mesh=mesh))

@@ -5,6 +5,7 @@ from ._couplings import Coupling, CouplingOutput, LinearCoupling, QuadraticCoupl
 from ._data import RowSource, SampleSource
 from ._egnot import EgNOT
 from ._genot import GENOT
+from ._global_couplings import EgNOTCoupling, GlobalCoupling, MixturePotentialCoupling
 from ._model_file import MODEL_FILE_VERSION, ModelFileError
 from ._sparse_icnn import SparseICNN, entropic_elastic_map, sparsity_penalty
 from ._training import TrainingDivergedError
@@ -29,9 +30,12 @@ __all__ = [
     "Coupling",
     "CouplingOutput",
     "EgNOT",
+    "EgNOTCoupling",
     "GENOT",
+    "GlobalCoupling",
     "LinearCoupling",
     "MODEL_FILE_VERSION",
+    "MixturePotentialCoupling",
     "ModelFileError",
     "QuadraticCoupling",
     "RowSource",

@@ -51,8 +51,11 @@ POPULATION_SCALES = {"mean": np.mean, "median": np.median, "max_cost": np.max}
 def population_cost_scale(
     cost: costs.CostFn | Callable, x: Any, y: Any, scale_cost: float | str, key: jax.Array, n_pairs: int = 2048
 ) -> float:
-    """A cost scale fixed for a whole data set: a number, or ``"mean"`` / ``"median"`` / ``"max_cost"`` of the cost
-    over ``n_pairs`` random (source, target) pairs (the population counterpart of ott's per-batch scaling)."""
+    """Return a cost scale fixed for a whole data set (the population counterpart of ott's per-batch scaling).
+
+    A number is returned as is; ``"mean"``, ``"median"`` or ``"max_cost"`` is that statistic of the cost over
+    ``n_pairs`` random (source, target) pairs.
+    """
     if not isinstance(scale_cost, str):
         return float(scale_cost)
     if scale_cost not in POPULATION_SCALES:

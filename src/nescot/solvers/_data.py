@@ -241,7 +241,7 @@ class HostFeed:
 
     def subsample(self, n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Up to ``n`` random cells of every source and target population, in memory (to fit a global coupling)."""
-        rng = np.random.default_rng([self.seed, -1])
+        rng = np.random.default_rng([self.seed, 0, 1])  # not a step's stream ([seed, i])
 
         def take(pop: Any) -> np.ndarray:
             if isinstance(pop, RowSource):

@@ -19,6 +19,7 @@ from ._networks import MLP
 from ._tasks import TaskData, sample_batch
 from ._training import make_chunk_runner, run_training
 
+
 class Potential(nn.Module):
     """Scalar potential ``f(y, condition) = MLP(y, condition) - (well_scale / 2) exp(log_well) ||y||^2``.
 

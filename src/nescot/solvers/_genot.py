@@ -17,14 +17,13 @@ from ._base import ConditionalSolver, as_tasks, check_training_args, warn_if_not
 from ._checkpoint import checkpoint_chunk_size, describe_config, train_with_checkpoints
 from ._costs import CostLike
 from ._couplings import Coupling, LinearCoupling, relative_marginals, sample_conditional_indices
-from ._global_couplings import GlobalCoupling, make_coupling
 from ._data import HostFeed, has_sources, make_fed_runner
+from ._global_couplings import GlobalCoupling, make_coupling
 from ._networks import ConditionalVelocityField, MassNetwork
 from ._ode import check_ode_solver, integrate
 from ._sharding import constrain_batch, data_mesh, feed_placement, replicate
 from ._tasks import Batch, Standardizer, TaskData, sample_batch
 from ._training import make_chunk_runner
-
 
 # cells per population a global coupling is fitted to when the data are read from disk (random rows)
 _GLOBAL_FIT_CELLS = 100_000
@@ -198,7 +197,8 @@ class GENOT(ConditionalSolver):
         """Fit a global coupling to the whole training data (nothing to fit for a mini-batch one)."""
         if not self.is_global:
             return ()
-        return self.coupling.fit([np.asarray(a, np.float32) for a in sources], list(map(np.asarray, targets)), cond, seed)
+        as_float = [np.asarray(a, np.float32) for a in sources], [np.asarray(a, np.float32) for a in targets]
+        return self.coupling.fit(*as_float, cond, seed)
 
     def _fit_coupling_fed(self, feed: HostFeed) -> Any:
         if not self.is_global:
@@ -302,7 +302,10 @@ class GENOT(ConditionalSolver):
         self._build(dim_x, dim_y, cond.shape[1])
         key_init, key_train = jax.random.split(jax.random.key(seed))
         params = self._init_params(key_init)
-        coupling_state = self._fit_coupling(sources, targets, cond, seed) if feed is None else self._fit_coupling_fed(feed)
+        if feed is None:
+            coupling_state = self._fit_coupling(sources, targets, cond, seed)
+        else:
+            coupling_state = self._fit_coupling_fed(feed)
         carry = replicate((params, self.optimizer.init(params), coupling_state), mesh)
         with feed or contextlib.nullcontext():  # stops the reader thread however training ends
             (params, _, _), history = train_with_checkpoints(

@@ -37,9 +37,7 @@ GLOBAL_DEFAULT = "mixture"
 class GlobalCoupling(Protocol):
     """A model of the population plan, fitted before training, that draws training pairs."""
 
-    def fit(
-        self, sources: list[np.ndarray], targets: list[np.ndarray], condition: np.ndarray, seed: int
-    ) -> Any: ...  # noqa: D102
+    def fit(self, sources: list[np.ndarray], targets: list[np.ndarray], condition: np.ndarray, seed: int) -> Any: ...  # noqa: D102
 
     def draw(self, state: Any, key: jax.Array, batch: Batch, k: int) -> tuple[jax.Array, jax.Array]: ...  # noqa: D102
 
@@ -82,7 +80,7 @@ class MixturePotentialCoupling:
     epsilon: float = 0.1
     scale_cost: float | str = "mean"
     n_components: int = 16
-    n_iters: int = 3000
+    n_iters: int = 5000
     batch_size: int = 512
     learning_rate: float = 1e-2
     final_lr_ratio: float = 0.01
@@ -108,7 +106,7 @@ class MixturePotentialCoupling:
     # its form with e' = e / s^2; centring only changes v by a linear exponential factor, absorbed by the means.
     @staticmethod
     def _log_normalizer(p: dict[str, jax.Array], x: jax.Array) -> jax.Array:
-        """log c(x) = logsumexp_k (log alpha_k + <a, r_k> + |L_k^T a|^2 / 2), and the per-component terms."""
+        """Return log c(x) = logsumexp_k (log alpha_k + <a, r_k> + |L_k^T a|^2 / 2), and the per-component terms."""
         a = 2.0 * x / p["eps"]
         lt_a = jnp.einsum("kij,bi->bkj", _cholesky(p), a)  # L_k^T a
         terms = jax.nn.log_softmax(p["logit_alpha"]) + a @ p["r"].T + 0.5 * jnp.sum(lt_a**2, -1)
@@ -163,7 +161,8 @@ class MixturePotentialCoupling:
             return jax.lax.scan(step, (params, opt_state), jax.random.split(key, int(self.n_iters)))
 
         (params, _), losses = run(params, optimizer.init(params), k_train)
-        if not (np.all(np.isfinite(np.asarray(losses))) and all(np.all(np.isfinite(v)) for v in jax.tree.leaves(params))):
+        finite = [np.all(np.isfinite(np.asarray(v))) for v in [losses, *jax.tree.leaves(params)]]
+        if not all(finite):
             raise FloatingPointError(
                 "The mixture-potential coupling diverged while fitting (non-finite loss): try a larger epsilon, a "
                 "smaller learning_rate, or coupling='minibatch'."
@@ -201,7 +200,7 @@ class MixturePotentialCoupling:
         return state["mean_y"] + state["spread"] * y
 
     def draw(self, state: dict[str, jax.Array], key: jax.Array, batch: Batch, k: int) -> tuple[jax.Array, jax.Array]:
-        """The batch's source cells and ``k`` targets drawn from the model's conditional of each."""
+        """Return the batch's source cells and ``k`` targets drawn from the model's conditional of each."""
         return batch.x, self.sample(_task_state(state, batch.task), key, batch.x, k)
 
 
@@ -212,9 +211,12 @@ def _cholesky(p: dict[str, jax.Array]) -> jax.Array:
 
 
 def _inverse_cholesky(p: dict[str, jax.Array]) -> jax.Array:
-    """``L_k^{-1}`` by matrix products only: ``L = D (I + N)`` with ``N`` strictly lower, hence nilpotent, and
-    ``(I + N)^{-1} = prod_j (I + (-N)^(2^j))`` over ``2^j < d``. (``jax.scipy.linalg.solve_triangular`` inside the
-    fitting loop deadlocked XLA's CPU runtime here after a few hundred steps.)"""
+    """Invert every ``L_k`` by matrix products only.
+
+    ``L = D (I + N)`` with ``N`` strictly lower, hence nilpotent, and ``(I + N)^{-1} = prod_j (I + (-N)^(2^j))``
+    over ``2^j < d``. (``jax.scipy.linalg.solve_triangular`` inside the fitting loop deadlocked XLA's CPU runtime
+    here after a few hundred steps.)
+    """
     d = p["log_diag"].shape[-1]
     inv_diag = jnp.exp(-p["log_diag"])  # (K, d)
     power = -inv_diag[:, :, None] * jnp.tril(p["lower"], -1)  # -N = -D^{-1} strict_lower
@@ -317,7 +319,7 @@ def make_coupling(
     if not isinstance(coupling, str):
         return coupling
     if coupling not in COUPLING_NAMES:
-        raise ValueError(f"Unknown coupling {coupling!r}; choose from {list(COUPLING_NAMES)} or pass a coupling object.")
+        raise ValueError(f"Unknown coupling {coupling!r}; choose from {list(COUPLING_NAMES)} or a coupling object.")
     if coupling == "minibatch":
         return LinearCoupling(cost, epsilon, scale_cost, tau_a, tau_b)
     if tau_a != 1.0 or tau_b != 1.0:

@@ -55,8 +55,9 @@ def _ott_class(qualname: str) -> type:
 
 def _coupling_classes() -> dict[str, type]:
     from ._couplings import LinearCoupling, QuadraticCoupling
+    from ._global_couplings import EgNOTCoupling, MixturePotentialCoupling
 
-    return {"LinearCoupling": LinearCoupling, "QuadraticCoupling": QuadraticCoupling}
+    return {c.__name__: c for c in (LinearCoupling, QuadraticCoupling, MixturePotentialCoupling, EgNOTCoupling)}
 
 
 def encode_config(value: Any, where: str = "config") -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +12,7 @@ from anndata import AnnData
 from .._settings import logger
 from ..io._lazy import column_mean, lazy_rep, take_rows
 from ..metrics import compare_populations
-from ..solvers import ConditionalSolver, batch_size_sensitivity, get_solver
+from ..solvers import ConditionalSolver, GlobalCoupling, batch_size_sensitivity, get_solver
 from ..solvers._base import check_training_args
 from ._utils import (
     as_group_list,
@@ -29,6 +30,8 @@ from ._utils import (
     write_results,
 )
 
+# GENOT's coupling when `coupling=None` and the problem is balanced; chosen by the benchmarks (docs/methods.md)
+DEFAULT_COUPLING = "global"
 BATCH_SENSITIVITY_WARNING = 0.1  # measured: 0.008 at d=2, 0.13-0.40 where GENOT's samples follow the batch plan
 
 
@@ -50,7 +53,7 @@ def _coupling_diagnostic(
 ) -> dict[str, float] | None:
     """Batch-size sensitivity of the model's mini-batch coupling on the user's cells (GENOT-like solvers)."""
     coupling = getattr(model, "coupling", None)
-    if coupling is None:
+    if coupling is None or isinstance(coupling, GlobalCoupling):  # a global coupling has no batch to vary
         return None
     if min(len(x), len(y)) <= batch_size:  # batches already hold all cells: no bias to measure
         return None
@@ -68,6 +71,30 @@ def _coupling_diagnostic(
     return out
 
 
+def _coupling_argument(
+    solver: str, coupling: str | None, tau_a: float, tau_b: float, solver_kwargs: dict | None
+) -> dict[str, Any]:
+    """``{"coupling": ...}`` for solvers that take one, ``{}`` otherwise; an error if one was asked of another."""
+    takes_coupling = "coupling" in inspect.signature(get_solver(solver)).parameters
+    if solver_kwargs and "coupling" in solver_kwargs:
+        if coupling is not None:
+            raise ValueError("Pass `coupling` once: as an argument or in `solver_kwargs`, not both.")
+        return {}
+    if not takes_coupling:
+        if coupling is not None:
+            raise ValueError(f"Solver {solver!r} takes no `coupling` (got {coupling!r}); leave it None.")
+        return {}
+    if coupling is None:
+        coupling = DEFAULT_COUPLING if tau_a == 1.0 and tau_b == 1.0 else "minibatch"
+    return {"coupling": coupling}
+
+
+def _coupling_name(model: ConditionalSolver) -> str:
+    """Name the coupling a model was trained on, for ``.uns`` (``"none"`` for solvers without one)."""
+    coupling = getattr(model, "coupling", None)
+    return "none" if coupling is None else type(coupling).__name__
+
+
 def map_perturbation(
     adata: AnnData,
     groupby: str,
@@ -81,6 +108,7 @@ def map_perturbation(
     scale_cost: float | str = "mean",
     tau_a: float = 1.0,
     tau_b: float = 1.0,
+    coupling: str | None = None,
     n_samples: int = 16,
     n_iters: int = 2000,
     batch_size: int = 256,
@@ -115,6 +143,12 @@ def map_perturbation(
         divided by ``scale_cost`` (``"mean"``: relative to the batch's mean cost, ``1.0``: absolute).
     tau_a, tau_b
         Marginal relaxations in (0, 1]; below 1 the source cells' relative mass is learned.
+    coupling
+        Where a GENOT-like solver draws its training pairs (see :class:`~nescot.solvers.GENOT`): ``"minibatch"``
+        (the entropic plan of each training batch), ``"global"`` (a model of the whole data set's plan, fitted
+        once: accurate at small ``epsilon`` in many dimensions, balanced only), ``"mixture"`` or ``"egnot"``.
+        ``None`` uses :data:`DEFAULT_COUPLING` for balanced problems and ``"minibatch"`` for unbalanced ones;
+        solvers without a coupling (EgNOT) take none.
     n_samples
         Conditional samples drawn per source cell for ``.obsm[key_added + '_samples']`` and the mean.
     n_iters, batch_size
@@ -188,8 +222,9 @@ def map_perturbation(
     data = lazy_rep(adata, rep)  # on-disk X / layer: read by rows, never loaded whole
     data = get_rep(adata, rep) if data is None else data
     model = get_solver(solver)(
-        cost=cost, epsilon=epsilon, scale_cost=scale_cost, tau_a=tau_a, tau_b=tau_b, **(solver_kwargs or {})
-    )
+        cost=cost, epsilon=epsilon, scale_cost=scale_cost, tau_a=tau_a, tau_b=tau_b,
+        **_coupling_argument(solver, coupling, tau_a, tau_b, solver_kwargs), **(solver_kwargs or {}),
+    )  # fmt: skip
 
     rng = np.random.default_rng(seed)
     x_all = data[masks[str(source)]]
@@ -256,6 +291,7 @@ def map_perturbation(
         "scale_cost": scale_cost,
         "tau_a": tau_a,
         "tau_b": tau_b,
+        "coupling": _coupling_name(model),
         "n_samples": n_samples,
         "n_iters": n_iters,
         "batch_size": batch_size,
