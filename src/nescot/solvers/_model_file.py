@@ -55,8 +55,13 @@ def _ott_class(qualname: str) -> type:
 
 def _coupling_classes() -> dict[str, type]:
     from ._couplings import LinearCoupling, QuadraticCoupling
+    from ._plan_coupling import SubsamplePlanCoupling
 
-    return {"LinearCoupling": LinearCoupling, "QuadraticCoupling": QuadraticCoupling}
+    return {
+        "LinearCoupling": LinearCoupling,
+        "QuadraticCoupling": QuadraticCoupling,
+        "SubsamplePlanCoupling": SubsamplePlanCoupling,
+    }
 
 
 def encode_config(value: Any, where: str = "config") -> Any:
