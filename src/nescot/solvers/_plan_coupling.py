@@ -43,7 +43,7 @@ class SubsamplePlanCoupling:
         :class:`~nescot.solvers.QuadraticCoupling` or :class:`~nescot.solvers.LinearCoupling`.
     n_cells
         Cells of each side per task the plan is solved on (all of them if fewer). Memory and time grow as
-        ``n_cells ** 2``: 2048 cells take a few seconds on a CPU.
+        ``n_cells ** 2``: GW on 2000 cells took 8 s on two CPU cores (``translation.isometric``).
 
     Raises
     ------
