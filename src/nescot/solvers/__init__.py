@@ -7,6 +7,7 @@ from ._egnot import EgNOT
 from ._genot import GENOT
 from ._global_couplings import EgNOTCoupling, GlobalCoupling, MixturePotentialCoupling
 from ._model_file import MODEL_FILE_VERSION, ModelFileError
+from ._plan_coupling import SubsamplePlanCoupling
 from ._sparse_icnn import SparseICNN, entropic_elastic_map, sparsity_penalty
 from ._training import TrainingDivergedError
 
@@ -41,6 +42,7 @@ __all__ = [
     "RowSource",
     "SampleSource",
     "SparseICNN",
+    "SubsamplePlanCoupling",
     "TrainingDivergedError",
     "batch_size_sensitivity",
     "entropic_elastic_map",

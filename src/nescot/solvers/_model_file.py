@@ -56,8 +56,10 @@ def _ott_class(qualname: str) -> type:
 def _coupling_classes() -> dict[str, type]:
     from ._couplings import LinearCoupling, QuadraticCoupling
     from ._global_couplings import EgNOTCoupling, MixturePotentialCoupling
+    from ._plan_coupling import SubsamplePlanCoupling
 
-    return {c.__name__: c for c in (LinearCoupling, QuadraticCoupling, MixturePotentialCoupling, EgNOTCoupling)}
+    classes = (LinearCoupling, QuadraticCoupling, MixturePotentialCoupling, EgNOTCoupling, SubsamplePlanCoupling)
+    return {c.__name__: c for c in classes}
 
 
 def encode_config(value: Any, where: str = "config") -> Any:
