@@ -202,8 +202,8 @@ class _TimedCoupling:
         self.coupling, self.is_balanced, self.fit_s = coupling, coupling.is_balanced, 0.0
 
     def fit(self, *args):
-        state, self.fit_s = wall(lambda: self.coupling.fit(*args))
-        return state
+        self.state, self.fit_s = wall(lambda: self.coupling.fit(*args))
+        return self.state
 
     def draw(self, *args):
         return self.coupling.draw(*args)
@@ -221,7 +221,31 @@ def _global_coupling(name: str, epsilon: float, options: dict):
     description="cBW2-UVP of GENOT trained on global couplings (issue 16's cells), next to the mini-batch record",
 )
 def accuracy_global(suite: str) -> dict:
-    cfg = GLOBAL[suite]
+    return _global_accuracy(GLOBAL[suite], suite)
+
+
+# The d = 128 cells again with three times the training steps: there GENOT's network, not the coupling, is what
+# 2000 steps leave short (its loss still falls; the mixture's own draws score far below GENOT's samples).
+GLOBAL_LONG = {
+    "quick": {**GLOBAL["quick"], "n_iters": 6000, "cases": [("mixture", 128, 0.1), ("mixture", 128, 1.0)],
+              "couplings": ("mixture",)},
+    "full": {**GLOBAL["full"], "n_iters": 30000, "cases": [("mixture", 128, 0.1), ("mixture", 128, 1.0)],
+             "couplings": ("mixture",)},
+}  # fmt: skip
+
+
+@register(
+    "genot.accuracy.global_long",
+    family="genot",
+    kind="accuracy",
+    description="the d=128 mixture cells of genot.accuracy.global with 3x the GENOT training steps",
+    suites=("quick", "full"),  # its smoke run would repeat genot.accuracy.global's
+)
+def accuracy_global_long(suite: str) -> dict:
+    return _global_accuracy(GLOBAL_LONG[suite], suite)
+
+
+def _global_accuracy(cfg: dict, suite: str) -> dict:
     rows = []
     for kind, dim, eps in cfg["cases"]:
         case = mixture_case(dim, eps, cfg) if kind == "mixture" else gaussian_case(dim, eps, cfg)
@@ -232,6 +256,11 @@ def accuracy_global(suite: str) -> dict:
                                      chunk_size=min(100, cfg["n_iters"]), **_net(suite))  # fmt: skip
             _, secs = wall(lambda m=model, c=case: m.fit(c.x, c.y, n_iters=cfg["n_iters"], batch_size=256, seed=0))
             uvp = case.score(model.transport(case.x_test, n_samples=cfg["n_samples"], seed=1))
+            teacher = float("nan")  # the mixture's own conditional draws at the test cells: what GENOT learns
+            if name == "mixture":
+                state = jax.tree.map(lambda a: a[0], coupling.state)
+                draws = coupling.coupling.sample(state, jax.random.key(1), case.x_test, cfg["n_samples"])
+                teacher = case.score(np.asarray(draws))
             rows.append(
                 {
                     "pair": kind,
@@ -242,6 +271,7 @@ def accuracy_global(suite: str) -> dict:
                     "coupling_fit_s": round(coupling.fit_s, 1),
                     "genot_train_s": round(secs - coupling.fit_s, 1),
                     "cbw2_uvp_%": uvp / 2 if paper else uvp,
+                    "coupling_draws_%": teacher / 2 if paper else teacher,
                     "floor_%": case.floor / 2 if paper else case.floor,
                     "convention": "paper" if paper else "ns.metrics",
                 }
@@ -256,6 +286,8 @@ def accuracy_global(suite: str) -> dict:
             "mixture: MixturePotentialCoupling defaults (16 full-covariance components, 5000 Adam steps); egnot: "
             "EgNOTCoupling defaults (EgNOT 1000 steps, pool of 4096 cells x 8 Langevin draws); coupling_fit_s is "
             "the one-time fit before GENOT's training, genot_train_s the training itself",
+            "coupling_draws_%: the fitted mixture's own closed-form conditional draws at the test cells, no network "
+            "(the law GENOT is trained to reproduce; EgNOT's pool holds other cells, so not scored)",
         ],
     }
 
@@ -468,21 +500,28 @@ def scale_backed(suite: str) -> dict:
     from .scale_memory import RSS_LIMIT_MB, STEP_RATIO_LIMIT, measure
 
     cfg = BACKED[suite]
-    out = measure(cfg["large"], 10_000, 50, repeats=cfg["repeats"])
-    rows = [
-        {"n_cells": n, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-         "step_ms": float(np.median([r["step_ms"] for r in runs])),
-         "data_wait_s": float(np.median([r["data_wait_s_after_first_chunk"] for r in runs]))}
-        for n, runs in out["runs"].items()
-    ]  # fmt: skip
+    rows, notes = [], []
+    for coupling in ("minibatch", "global"):  # issue 16: the global coupling is fitted to 10^5 random rows per side
+        out = measure(cfg["large"], 10_000, 50, repeats=cfg["repeats"], coupling=coupling)
+        rows += [
+            {"coupling": coupling, "n_cells": n, "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+             "step_ms": float(np.median([r["step_ms"] for r in runs])),
+             "fit_s": float(np.median([r["fit_s"] for r in runs])),
+             "data_wait_s": float(np.median([r["data_wait_s_after_first_chunk"] for r in runs]))}
+            for n, runs in out["runs"].items()
+        ]  # fmt: skip
+        notes.append(
+            f"{coupling}: step ratio 10^6 / 10^4 = {out['step_ratio']:.2f} (goal <= {STEP_RATIO_LIMIT}); peak RSS "
+            f"goal < {RSS_LIMIT_MB} MB: {'met' if out['passed'] else 'NOT met'}"
+        )
     return {
         "rows": rows,
         "notes": [
-            f"step ratio 10^6 / 10^4 = {out['step_ratio']:.2f} (goal <= {STEP_RATIO_LIMIT}); peak RSS goal "
-            f"< {RSS_LIMIT_MB} MB: {'met' if out['passed'] else 'NOT met'}",
-            "the same measurement as `python -m benchmarks.scale_memory`",
+            *notes,
+            "the same measurement as `python -m benchmarks.scale_memory [--coupling global]`",
             "GENOT defaults (3 x 256 MLP), batch 256, 400 steps, X dense float32 read with backed='r'; both sizes "
-            "train at the same time in separate processes (peak RSS = ru_maxrss of each)",
+            "train at the same time in separate processes (peak RSS = ru_maxrss of each); fit_s includes the "
+            "statistics pass and, for the global coupling, reading its 10^5 rows per side and fitting it",
         ],
     }
 

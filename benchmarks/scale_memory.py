@@ -52,7 +52,7 @@ def write_h5ad(path: Path, n_cells: int, dim: int, seed: int = 0, block: int = 1
             x[start:stop] = values
 
 
-def train(path: Path, n_iters: int, batch_size: int, chunk_size: int) -> dict:
+def train(path: Path, n_iters: int, batch_size: int, chunk_size: int, coupling: str = "minibatch") -> dict:
     """Train GENOT from the backed file; return peak RSS, step times and the time spent waiting for data."""
     import anndata as ad
 
@@ -76,7 +76,7 @@ def train(path: Path, n_iters: int, batch_size: int, chunk_size: int) -> dict:
         return original_get(self, start)
 
     _data.HostFeed.get = get
-    model = ns.solvers.GENOT(chunk_size=chunk_size)
+    model = ns.solvers.GENOT(chunk_size=chunk_size, coupling=coupling)
     tic = time.perf_counter()
     model.fit(
         source, target, n_iters=n_iters, batch_size=batch_size, seed=0,
@@ -93,6 +93,7 @@ def train(path: Path, n_iters: int, batch_size: int, chunk_size: int) -> dict:
         "dim": adata.n_vars,
         "n_iters": n_iters,
         "batch_size": batch_size,
+        "coupling": coupling,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "step_ms": 1e3 * (t1 - t0) / (i1 - i0),  # wall clock
         "step_ms_per_chunk_median": float(np.median(chunk_ms)),
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-iters", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--chunk-size", type=int, default=50)
+    parser.add_argument("--coupling", default="minibatch", help="GENOT's coupling: minibatch or global")
     parser.add_argument("--repeats", type=int, default=2, help="runs per size")
     parser.add_argument(
         "--sequential", action="store_true", help="run the two sizes one after the other (default: at the same time)"
@@ -121,12 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
-        print(json.dumps(train(args.worker, args.n_iters, args.batch_size, args.chunk_size)), flush=True)
+        print(json.dumps(train(args.worker, args.n_iters, args.batch_size, args.chunk_size, args.coupling)), flush=True)
         return 0
 
     summary = measure(args.large, args.small, args.dim, n_iters=args.n_iters, batch_size=args.batch_size,
                       chunk_size=args.chunk_size, repeats=args.repeats, sequential=args.sequential,
-                      workdir=args.workdir, echo=True)  # fmt: skip
+                      workdir=args.workdir, echo=True, coupling=args.coupling)  # fmt: skip
     print(
         f"summary: {args.large} cells x {args.dim}: peak RSS {summary['peak_rss_mb']:.0f} MB (limit {RSS_LIMIT_MB}); "
         f"median step {summary['step_ms_large']:.1f} ms vs {summary['step_ms_small']:.1f} ms on {args.small} cells "
@@ -139,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 def measure(
     large: int, small: int, dim: int, *, n_iters: int = 400, batch_size: int = 256, chunk_size: int = 50,
     repeats: int = 2, sequential: bool = False, workdir: Path | None = None, echo: bool = False,
+    coupling: str = "minibatch",
 ) -> dict:  # fmt: skip
     """Write both files (once), train from each in subprocesses, and summarise memory and step times."""
     workdir = workdir or Path(tempfile.mkdtemp(prefix="nescot-scale-"))
@@ -159,7 +162,8 @@ def measure(
     for _ in range(repeats):
         procs = []
         for n in (small, large):
-            sizes = ["--n-iters", str(n_iters), "--batch-size", str(batch_size), "--chunk-size", str(chunk_size)]
+            sizes = ["--n-iters", str(n_iters), "--batch-size", str(batch_size), "--chunk-size", str(chunk_size),
+                     "--coupling", coupling]  # fmt: skip
             cmd = [sys.executable, "-m", "benchmarks.scale_memory", "--worker", str(paths[n]), *sizes]
             procs.append((n, subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=os.environ.copy())))
             if sequential:

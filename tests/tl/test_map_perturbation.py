@@ -106,6 +106,17 @@ def test_h5ad_round_trip(mapped, tmp_path):
     )
 
 
+def test_balanced_problems_default_to_the_global_coupling(mapped):
+    adata, _ = mapped  # tau_a = 0.8: unbalanced, so the mini-batch coupling and its bias check
+    assert adata.uns["map_perturbation"]["params"]["coupling"] == "LinearCoupling"
+    assert "coupling_diagnostic" in adata.uns["map_perturbation"]
+    balanced = ns.datasets.simulate_perturbation(400, 400, 40, n_comps=5, seed=0)
+    ns.tl.map_perturbation(balanced, "condition", "control", "drug", n_iters=5, n_samples=2, batch_size=128,
+                           solver_kwargs=FAST)  # fmt: skip
+    assert balanced.uns["map_perturbation"]["params"]["coupling"] == "MixturePotentialCoupling"
+    assert "coupling_diagnostic" not in balanced.uns["map_perturbation"]  # a global coupling has no batch size
+
+
 def test_same_seed_same_result():
     runs = []
     for _ in range(2):
@@ -154,6 +165,10 @@ def test_several_targets_one_conditioned_model():
         ({"rep": "X"}, "inf_x", ValueError, "'X' contains"),
         ({"solver": "egnot", "fit_kwargs": {"checkpoint_dir": "c"}}, None, TypeError, r"\['checkpoint_dir'\].*EgNOT"),
         ({"fit_kwargs": {"n_iters": 3}}, None, TypeError, "does not take here"),
+        ({"coupling": "sinkhorn"}, None, ValueError, "Unknown coupling 'sinkhorn'"),
+        ({"coupling": "global", "tau_a": 0.5}, None, ValueError, "balanced plan; unbalanced"),
+        ({"solver": "egnot", "coupling": "global"}, None, ValueError, "'egnot' takes no `coupling`"),
+        ({"coupling": "global", "solver_kwargs": {"coupling": "egnot"}}, None, ValueError, "Pass `coupling` once"),
     ],
 )
 def test_bad_input_fails_fast_and_leaves_adata_unchanged(kwargs, edit, error, match):
