@@ -231,7 +231,7 @@ class HostFeed:
 
     def max_chunk(self, batch_size: int) -> int:
         """Most steps per chunk whose batches fit the host memory budget of one chunk."""
-        return int(max(1, _CHUNK_BYTES // (4 * batch_size * sum(self.dims))))
+        return int(max(1, _CHUNK_BYTES // (4 * batch_size * (sum(self.dims) + 1))))  # + the task index
 
     def standardizers(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """Centre and scale of the stacked sources and of the stacked targets (one streaming pass)."""
@@ -273,8 +273,8 @@ class HostFeed:
             return read_rows(pop, rows)
         return np.asarray(pop.sample(rng, self.batch_size), np.float32)[self._local]
 
-    def batch(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Host arrays (local part of) ``(x, y, condition)`` of step ``i``."""
+    def batch(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Host arrays (local part of) ``(x, y, condition, task)`` of step ``i`` (the task index per cell)."""
         rng = np.random.default_rng([self.seed, i])
         task = int(rng.integers(len(self.sources)))
         x = self._draw(self.sources[task], rng)
@@ -282,16 +282,17 @@ class HostFeed:
         for what, a in (("source", x), ("target", y)):
             if not np.all(np.isfinite(a)):
                 raise ValueError(f"A batch of {what}[{task}] contains NaN or infinite values (step {i}).")
-        return x, y, np.broadcast_to(self.condition[task], (len(x), self.dims[2]))
+        return x, y, np.broadcast_to(self.condition[task], (len(x), self.dims[2])), np.full(len(x), task, np.int32)
 
-    def chunk(self, start: int) -> tuple[Any, Any, Any]:
-        """Device arrays ``(chunk_size, batch_size, d)`` of steps ``start, ...`` (padded past ``n_iters``)."""
+    def chunk(self, start: int) -> tuple[Any, ...]:
+        """Device arrays ``(chunk_size, batch_size, d)`` and task indices of steps ``start, ...`` (padded).
+
+        Steps past ``n_iters`` repeat the last one and are never run.
+        """
         steps = [self.batch(i) for i in range(start, min(start + self.chunk_size, self.n_iters))]
         steps += [steps[-1]] * (self.chunk_size - len(steps))  # padding steps are never run
-        return tuple(
-            self._put(np.stack([s[j] for s in steps]), (self.chunk_size, self.batch_size, self.dims[j]))
-            for j in range(3)
-        )
+        shapes = [(self.chunk_size, self.batch_size, d) for d in self.dims] + [(self.chunk_size, self.batch_size)]
+        return tuple(self._put(np.stack([s[j] for s in steps]), shape) for j, shape in enumerate(shapes))
 
     # -- prefetching ---------------------------------------------------------------------------
     def _produce(self, start: int, stop: threading.Event, out: queue.Queue) -> None:

@@ -191,7 +191,8 @@ class GENOT(ConditionalSolver):
 
     def _fed_step(self, carry, batch: tuple, key: jax.Array, mesh=None):
         # same key split as `_step`, so fed and in-memory steps draw the same noise for the same batch
-        return self._train_step(carry, constrain_batch(Batch(*batch), mesh), jax.random.split(key)[1])
+        task = batch[3][0] if len(batch) > 3 else 0  # one task per step: every cell carries its index
+        return self._train_step(carry, constrain_batch(Batch(*batch[:3], task), mesh), jax.random.split(key)[1])
 
     def _fit_coupling(self, sources: list, targets: list, cond: np.ndarray, seed: int) -> Any:
         """Fit a global coupling to the whole training data (nothing to fit for a mini-batch one)."""
@@ -203,11 +204,6 @@ class GENOT(ConditionalSolver):
     def _fit_coupling_fed(self, feed: HostFeed) -> Any:
         if not self.is_global:
             return ()
-        if len(feed.sources) > 1:
-            raise ValueError(
-                "A global coupling with several (source, target) pairs read from disk is not supported; load the "
-                "data into memory or use coupling='minibatch'."
-            )
         sources, targets = feed.subsample(_GLOBAL_FIT_CELLS)
         return self.coupling.fit(sources, targets, feed.condition, feed.seed)
 
