@@ -147,8 +147,8 @@ def map_perturbation(
         Where a GENOT-like solver draws its training pairs (see :class:`~nescot.solvers.GENOT`): ``"minibatch"``
         (the entropic plan of each training batch), ``"global"`` (a model of the whole data set's plan, fitted
         once: accurate at small ``epsilon`` in many dimensions, balanced only), ``"mixture"`` or ``"egnot"``.
-        ``None`` uses :data:`DEFAULT_COUPLING` for balanced problems and ``"minibatch"`` for unbalanced ones;
-        solvers without a coupling (EgNOT) take none.
+        ``None`` uses ``"global"`` for balanced problems (chosen by the benchmarks: docs/benchmarks.md) and
+        ``"minibatch"`` for unbalanced ones; solvers without a coupling (EgNOT) take none.
     n_samples
         Conditional samples drawn per source cell for ``.obsm[key_added + '_samples']`` and the mean.
     n_iters, batch_size
