@@ -48,6 +48,16 @@ def make_geometry(
 POPULATION_SCALES = {"mean": np.mean, "median": np.median, "max_cost": np.max}
 
 
+def check_population_scale_cost(scale_cost: object) -> float | str:
+    """Validate a cost scale fixed for a whole data set: a finite number > 0 or one of :data:`POPULATION_SCALES`."""
+    if isinstance(scale_cost, str) and scale_cost in POPULATION_SCALES:
+        return scale_cost
+    number = isinstance(scale_cost, int | float | np.integer | np.floating) and not isinstance(scale_cost, bool)
+    if number and np.isfinite(scale_cost) and scale_cost > 0:
+        return float(scale_cost)
+    raise ValueError(f"`scale_cost` must be > 0 or one of {sorted(POPULATION_SCALES)}, got {scale_cost!r}.")
+
+
 def population_cost_scale(
     cost: costs.CostFn | Callable, x: Any, y: Any, scale_cost: float | str, key: jax.Array, n_pairs: int = 2048
 ) -> float:

@@ -13,7 +13,7 @@ import numpy as np
 import optax
 
 from ._base import ConditionalSolver, as_tasks, check_training_args
-from ._costs import POPULATION_SCALES, CostLike, population_cost_scale, resolve_cost
+from ._costs import CostLike, check_population_scale_cost, population_cost_scale, resolve_cost
 from ._couplings import check_epsilon, check_tau
 from ._networks import MLP
 from ._tasks import TaskData, sample_batch
@@ -116,10 +116,7 @@ class EgNOT(ConditionalSolver):
             raise ValueError("EgNOT needs an explicit `epsilon` > 0.")
         if check_tau("tau_a", tau_a) != 1.0 or check_tau("tau_b", tau_b) != 1.0:
             raise ValueError(f"EgNOT is balanced: tau_a and tau_b must be 1, got {tau_a} and {tau_b}; use GENOT.")
-        if not (isinstance(scale_cost, str) and scale_cost in POPULATION_SCALES) and not (
-            isinstance(scale_cost, int | float) and scale_cost > 0
-        ):
-            raise ValueError(f"`scale_cost` must be > 0 or one of {sorted(POPULATION_SCALES)}, got {scale_cost!r}.")
+        check_population_scale_cost(scale_cost)
         if not 0.0 < float(step_anneal) <= 1.0:
             raise ValueError(f"`step_anneal` must be in (0, 1], got {step_anneal}.")
         if not 0.0 <= float(replay_fraction) < 1.0:

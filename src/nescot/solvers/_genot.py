@@ -195,17 +195,11 @@ class GENOT(ConditionalSolver):
         return self._train_step(carry, constrain_batch(Batch(*batch[:3], task), mesh), jax.random.split(key)[1])
 
     def _fit_coupling(self, sources: list, targets: list, cond: np.ndarray, seed: int) -> Any:
-        """Fit a global coupling to the whole training data (nothing to fit for a mini-batch one)."""
+        """Fit a global coupling to the training populations (nothing to fit for a mini-batch one)."""
         if not self.is_global:
             return ()
         as_float = [np.asarray(a, np.float32) for a in sources], [np.asarray(a, np.float32) for a in targets]
         return self.coupling.fit(*as_float, cond, seed)
-
-    def _fit_coupling_fed(self, feed: HostFeed) -> Any:
-        if not self.is_global:
-            return ()
-        sources, targets = feed.subsample(_GLOBAL_FIT_CELLS)
-        return self.coupling.fit(sources, targets, feed.condition, feed.seed)
 
     def _fingerprint(self, seed: int, batch_size: int, fed: bool) -> dict[str, Any]:
         """Describe what a checkpoint must share with this run to be resumed (data: through its statistics)."""
@@ -298,10 +292,9 @@ class GENOT(ConditionalSolver):
         self._build(dim_x, dim_y, cond.shape[1])
         key_init, key_train = jax.random.split(jax.random.key(seed))
         params = self._init_params(key_init)
-        if feed is None:
-            coupling_state = self._fit_coupling(sources, targets, cond, seed)
-        else:
-            coupling_state = self._fit_coupling_fed(feed)
+        if self.is_global and feed is not None:  # read from disk: fit the coupling to random rows of each population
+            sources, targets = feed.subsample(_GLOBAL_FIT_CELLS)
+        coupling_state = self._fit_coupling(sources, targets, cond, seed) if self.is_global else ()
         carry = replicate((params, self.optimizer.init(params), coupling_state), mesh)
         with feed or contextlib.nullcontext():  # stops the reader thread however training ends
             (params, _, _), history = train_with_checkpoints(
