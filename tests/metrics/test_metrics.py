@@ -80,6 +80,12 @@ def test_sliced_wasserstein_matches_1d_closed_form():
     assert ns.metrics.sliced_wasserstein(x, x) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_sliced_wasserstein_is_exact_empirical_w2_for_unequal_sizes():
+    # Quantile functions of {0, 1} and {0, 0.5, 1} differ by 0.5 on (1/3, 2/3): W2^2 = 0.25 / 3 = 1 / 12.
+    x, y = np.array([[0.0], [1.0]]), np.array([[0.0], [0.5], [1.0]])
+    assert ns.metrics.sliced_wasserstein(x, y) == pytest.approx(np.sqrt(1 / 12), rel=1e-5)
+
+
 def test_sinkhorn_divergence_does_not_saturate_with_the_shift():
     # ott's own scale_cost="mean" scaled each term by its own mean cost: shifts of 3, 10 and 100 scored 0.558,
     # 0.587, 0.587. With one scale (2 tr Cov(y) = 20 here) the value grows like |shift|^2 / 20 (+ the eps bias).
