@@ -32,9 +32,24 @@ def _weights(w, n: int, name: str) -> jax.Array:
     return jnp.asarray(w / w.sum(), jnp.float32)
 
 
+def sq_euclidean_matrix(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Pairwise squared Euclidean distances ``||a_i - b_j||^2`` (jit-safe).
+
+    Parameters
+    ----------
+    a, b
+        Points (n, d) and (m, d).
+
+    Returns
+    -------
+    The (n, m) matrix: ott's squared-Euclidean point-cloud cost, clipped at 0 because its expanded form
+    ``|a|^2 + |b|^2 - 2 a.b`` can round below 0 for (nearly) equal points.
+    """
+    return jnp.maximum(pointcloud.PointCloud(a, b).cost_matrix, 0.0)
+
+
 def _weighted_mean_dist(a: jax.Array, b: jax.Array, wa: jax.Array, wb: jax.Array) -> jax.Array:
-    d2 = jnp.sum(a**2, 1)[:, None] + jnp.sum(b**2, 1)[None, :] - 2 * a @ b.T
-    return wa @ jnp.sqrt(jnp.maximum(d2, 0.0)) @ wb
+    return wa @ jnp.sqrt(sq_euclidean_matrix(a, b)) @ wb
 
 
 def energy_distance(
@@ -76,11 +91,7 @@ def mmd_rbf(
     """
     x, y = _pair(x, y)
     wx, wy = _weights(x_weights, len(x), "x_weights"), _weights(y_weights, len(y), "y_weights")
-
-    def sqd(a, b):
-        return jnp.maximum(jnp.sum(a**2, 1)[:, None] + jnp.sum(b**2, 1)[None, :] - 2 * a @ b.T, 0.0)
-
-    dxx, dyy, dxy = sqd(x, x), sqd(y, y), sqd(x, y)
+    dxx, dyy, dxy = sq_euclidean_matrix(x, x), sq_euclidean_matrix(y, y), sq_euclidean_matrix(x, y)
     vals = [wx @ jnp.exp(-g * dxx) @ wx + wy @ jnp.exp(-g * dyy) @ wy - 2 * wx @ jnp.exp(-g * dxy) @ wy for g in gammas]
     return float(jnp.mean(jnp.stack(vals)))
 
@@ -227,7 +238,7 @@ def foscttm(pred: np.ndarray, true: np.ndarray) -> float:
     pred, true = _pair(pred, true)
     if pred.shape[0] != true.shape[0] or pred.shape[0] < 2:
         raise ValueError(f"FOSCTTM needs two paired arrays of >= 2 cells, got {pred.shape} and {true.shape}.")
-    d = jnp.sqrt(jnp.maximum(jnp.sum(pred**2, 1)[:, None] + jnp.sum(true**2, 1)[None, :] - 2 * pred @ true.T, 0.0))
+    d = jnp.sqrt(sq_euclidean_matrix(pred, true))
     diag = jnp.diag(d)
     n = d.shape[0]
     closer_rows = jnp.sum(d < diag[:, None], axis=1) / (n - 1)

@@ -19,6 +19,7 @@ from ott.problems.quadratic import quadratic_problem
 from ott.solvers.linear import sinkhorn
 from ott.solvers.quadratic import gromov_wasserstein
 
+from ..metrics._distances import sq_euclidean_matrix
 from ._costs import CostLike, make_geometry, resolve_cost
 
 
@@ -153,7 +154,7 @@ def knn_geodesic_cost(x: jax.Array, n_neighbors: int = 15) -> jax.Array:
     the kNN graph follow it. (ott's heat-kernel ``Geodesic`` geometry saturates at long range, so shortest paths
     are computed here.) Pairs in different connected components get twice the largest finite distance.
     """
-    d2 = jnp.maximum(jnp.sum(x**2, 1)[:, None] + jnp.sum(x**2, 1)[None, :] - 2 * x @ x.T, 0.0)
+    d2 = sq_euclidean_matrix(x, x)
     n, k = x.shape[0], min(int(n_neighbors), x.shape[0] - 1)
     kth = -jax.lax.top_k(-d2, k + 1)[0][:, -1:]  # k-th neighbour's distance (the point itself comes first)
     edges = d2 <= kth
