@@ -16,7 +16,6 @@ How they are checked
 from __future__ import annotations
 
 import contextlib
-import gzip
 import io
 import logging
 import os
@@ -340,10 +339,12 @@ def gunzip(fname: str, action: str, pup: object) -> str:
     src = Path(fname)
     dst = src.with_suffix("") if src.suffix == ".gz" else src.with_name(src.name + ".out")
     if _redo(action, dst):
+        # pooch.Decompress writes its output in place and later trusts any file of that name, so an
+        # interrupted run would leave a truncated file in the cache: decompress to a temporary name, then rename.
         fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.")
+        os.close(fd)
         try:
-            with os.fdopen(fd, "wb") as out, gzip.open(src, "rb") as fin:
-                shutil.copyfileobj(fin, out, length=16 * 1024 * 1024)
+            pooch.Decompress(method="gzip", name=Path(tmp).name)(str(src), "download", pup)
             os.replace(tmp, dst)
         except BaseException:
             _discard(Path(tmp))
@@ -362,6 +363,8 @@ class ExtractFolder:
     member: str
     target: str
 
+    # Not pooch.Unzip: it needs exact member names and keeps the archive's folders (another cache layout),
+    # and it writes in place, so an interrupted extraction would later be taken as complete.
     def __call__(self, fname: str, action: str, pup: object) -> str:
         out_dir = Path(fname).parent / self.target
         main = out_dir / Path(self.member).name
@@ -420,6 +423,8 @@ class _ExtractFlat:
     the archive). Subclasses open the archive in ``_extract``. Returns the path of ``target``.
     """
 
+    # Not pooch.Unzip / Untar: they keep the archive's folders and need exact member names, write in place
+    # (an interrupted run leaves files pooch later trusts), and cannot open a tar nested in a .deb's ar.
     members: tuple[str, ...]
     target: str
 
