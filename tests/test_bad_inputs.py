@@ -163,13 +163,13 @@ def _gen(**kw):
 
 
 def _on_disk(**kw):
-    """Run map_perturbation on an AnnData read back with ``X`` and layers left on disk (``read_lazy``)."""
+    """Run map_perturbation on an AnnData read back with ``X`` and layers left on disk (``read_on_disk``)."""
 
     def call(a, tmp):
         a = a.copy()
         del a.obsm["X_text"]
         a.write_h5ad(tmp / "a.h5ad")
-        lazy = ns.io.read_lazy(tmp / "a.h5ad")
+        lazy = ns.io.read_on_disk(tmp / "a.h5ad")
         before = _snapshot(lazy)
         try:
             _mp(**kw)(lazy)
@@ -182,7 +182,7 @@ def _on_disk(**kw):
 def _write_text(a, tmp):
     path = tmp / "notes.h5ad"
     path.write_text("just text")
-    return ns.io.read_lazy(path)
+    return ns.io.read_on_disk(path)
 
 
 # (id, call(adata) -- or call(adata, tmp_path) for io rows --, exception, fragment of the message)
@@ -280,8 +280,8 @@ ROWS = [
         "source",
     ),  # fmt: skip
     # -- io
-    ("io-read-lazy-text", _write_text, ValueError, "neither an HDF5"),
-    ("io-read-lazy-missing", lambda a, tmp: ns.io.read_lazy(tmp / "missing.h5ad"), FileNotFoundError, "missing"),
+    ("io-read-on-disk-text", _write_text, ValueError, "neither an HDF5"),
+    ("io-read-on-disk-missing", lambda a, tmp: ns.io.read_on_disk(tmp / "missing.h5ad"), FileNotFoundError, "missing"),
     # -- datasets
     ("datasets-unknown", lambda a: ns.datasets.fetch("no-such-dataset"), (KeyError, ValueError), "no-such-dataset"),
 ]

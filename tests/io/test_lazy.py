@@ -29,7 +29,7 @@ def stores(tmp_path_factory):
 
 def _cases(adata, path):
     backed = ad.read_h5ad(path / "a.h5ad", backed="r")
-    lazy_h5, lazy_zarr = ns.io.read_lazy(path / "a.h5ad"), ns.io.read_lazy(path / "a.zarr")
+    lazy_h5, lazy_zarr = ns.io.read_on_disk(path / "a.h5ad"), ns.io.read_on_disk(path / "a.zarr")
     x, layer = adata.X.toarray(), adata.layers["dense"]
     return [
         ("backed X (CSR, h5)", ns.io.rep_source(backed, "X"), x),
@@ -44,7 +44,7 @@ def _cases(adata, path):
 
 def test_rows_read_from_every_store_equal_the_matrix(stores):
     adata, path = stores
-    lazy = ns.io.read_lazy(path / "a.zarr")
+    lazy = ns.io.read_on_disk(path / "a.zarr")
     assert (
         not isinstance(lazy.layers["dense"], np.ndarray) and lazy.obs["group"].tolist() == adata.obs["group"].tolist()
     )
@@ -76,4 +76,12 @@ def test_bad_requests_name_the_culprit(stores):
     with pytest.raises(ValueError, match="sorted, distinct"):
         ns.io.rep_source(adata, "X", rows=np.array([3, 1]))
     with pytest.raises(FileNotFoundError):
-        ns.io.read_lazy(path / "missing.h5ad")
+        ns.io.read_on_disk(path / "missing.h5ad")
+
+
+def test_read_lazy_is_a_deprecated_alias_of_read_on_disk(stores):
+    adata, path = stores
+    with pytest.warns(FutureWarning, match="read_on_disk"):
+        lazy = ns.io.read_lazy(path / "a.zarr")
+    assert lazy.obs["group"].tolist() == adata.obs["group"].tolist()
+    np.testing.assert_array_equal(ns.io.rep_source(lazy, "dense")[np.arange(5)], adata.layers["dense"][:5])

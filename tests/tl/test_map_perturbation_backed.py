@@ -68,7 +68,7 @@ def test_backed_results_survive_h5ad_roundtrip(backed_mapped):
 def test_lazy_zarr_layer(tmp_path):
     adata = ns.datasets.simulate_perturbation(300, 300, 20, n_comps=5, seed=1)
     adata.layers["expr"] = np.asarray(adata.X, np.float32)
-    lazy = ns.io.read_lazy(_write(adata, tmp_path / "pert.zarr"))
+    lazy = ns.io.read_on_disk(_write(adata, tmp_path / "pert.zarr"))
     model = ns.tl.map_perturbation(lazy, "condition", "control", "drug", rep="expr", **KW)
     assert not isinstance(lazy.layers["expr"], np.ndarray) and model.is_fitted
     error = _mean_error(lazy, "map_perturbation", "drug", adata.layers["expr"])

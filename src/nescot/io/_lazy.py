@@ -9,6 +9,7 @@ rows is ever in memory.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +174,7 @@ def rep_source(data: AnnData | str | Path, rep: str = "X", rows: np.ndarray | No
     Parameters
     ----------
     data
-        An AnnData (backed with ``read_h5ad(path, backed='r')``, from :func:`read_lazy`, or in memory), or
+        An AnnData (backed with ``read_h5ad(path, backed='r')``, from :func:`read_on_disk`, or in memory), or
         the path of an ``.h5ad`` file or ``.zarr`` store (nothing is loaded).
     rep
         ``"X"``, a layer or an ``.obsm`` key.
@@ -193,11 +194,13 @@ def rep_source(data: AnnData | str | Path, rep: str = "X", rows: np.ndarray | No
     return LazyRows(_lazy_element(group[key]), rows, name=f"representation {rep!r} of {Path(data).name}")
 
 
-def read_lazy(path: str | Path) -> AnnData:
-    """Open an ``.h5ad`` file or ``.zarr`` store with ``X`` and every layer left on disk.
+def read_on_disk(path: str | Path) -> AnnData:
+    """Open an ``.h5ad`` file or ``.zarr`` store as an AnnData with ``X`` and every layer left on disk.
 
     ``obs``, ``var``, ``obsm``, ``varm`` and ``uns`` (small) are loaded. Unlike
-    ``read_h5ad(path, backed='r')``, layers stay on disk too, and zarr stores are supported.
+    ``read_h5ad(path, backed='r')``, layers stay on disk too, and zarr stores are supported. Unlike
+    ``anndata.experimental.read_lazy``, the result is a plain :class:`~anndata.AnnData` (not backed in
+    anndata's sense) whose matrices are h5py / zarr arrays or anndata sparse datasets.
     The file stays open as long as the AnnData refers to it; results written by ``nescot.tl``
     functions go to memory (save them with ``write_h5ad`` to another path).
 
@@ -215,3 +218,18 @@ def read_lazy(path: str | Path) -> AnnData:
     layers = {k: _lazy_element(group["layers"][k]) for k in group["layers"].keys()} if "layers" in group else {}
     x = _lazy_element(group["X"]) if "X" in group else None
     return AnnData(X=x, layers=layers, **loaded)
+
+
+def read_lazy(path: str | Path) -> AnnData:
+    """Open a store like :func:`read_on_disk` (deprecated alias; warns).
+
+    Renamed because ``anndata.experimental.read_lazy`` shares the name but returns another type. ``path`` and
+    the returned AnnData are those of :func:`read_on_disk`.
+    """
+    warnings.warn(
+        "`nescot.io.read_lazy` is deprecated and will be removed; use `nescot.io.read_on_disk` (same arguments "
+        "and result).",
+        FutureWarning,
+        stacklevel=2,
+    )
+    return read_on_disk(path)
