@@ -62,6 +62,15 @@ def test_same_seed_same_result_and_save_load(tiny, tmp_path):
     assert model.mass(x) is None
 
 
+def test_samples_do_not_depend_on_chunking(tiny):
+    x, _, model = tiny
+    # Cell i's chains draw from fold_in(key(seed), i) only, so the padded chunks of 3 give the same samples.
+    np.testing.assert_array_equal(
+        model.transport(x[:7], n_samples=2, seed=1, chunk_cells=3), model.transport(x[:7], n_samples=2, seed=1)
+    )
+    assert not np.array_equal(model.transport(x[:7], seed=1), model.transport(x[:7], seed=2))
+
+
 def test_exploding_chains_raise_instead_of_nan(tiny):
     x, y, model = tiny
     with pytest.raises(TrainingDivergedError, match="langevin_step"):

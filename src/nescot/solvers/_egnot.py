@@ -18,6 +18,7 @@ from ._couplings import check_epsilon, check_tau
 from ._networks import MLP
 from ._tasks import TaskData, sample_batch
 from ._training import make_chunk_runner, run_training
+from ._transport import sample_in_chunks
 
 
 class Potential(nn.Module):
@@ -145,21 +146,33 @@ class EgNOT(ConditionalSolver):
     def _langevin(
         self, params, key: jax.Array, x: jax.Array, cond: jax.Array, n_steps: int, y0: jax.Array | None = None
     ) -> jax.Array:
-        """Run one chain per row of ``x`` (a ``lax.scan``) from ``y0`` or fresh noise; return the final states."""
+        """Run one chain per row of ``x`` (a ``lax.scan``) from ``y0`` or fresh noise; return the final states.
+
+        ``key`` is one key for all rows, or one key per cell (c,) whose rows are ``x``'s consecutive groups of
+        ``len(x) // c`` rows: each cell's noise then comes from its own key, whatever else is in the batch.
+        """
         stats, d_y = self.stats, self.dims[1]
-        k0, k_steps = jax.random.split(key)
+        if key.ndim:  # per-cell keys: split and draw per cell, the cell axis last so the scan runs over steps
+            split = jax.vmap(jax.random.split, in_axes=(0, None), out_axes=1)
+            per_cell = (x.shape[0] // key.shape[0], d_y)
+
+            def normal(keys, shape):
+                return jax.vmap(lambda k: jax.random.normal(k, per_cell))(keys).reshape(shape)
+        else:
+            split, normal = jax.random.split, jax.random.normal
+        k0, k_steps = split(key, 2)
         if y0 is None:
-            y0 = stats["y_mean"] + stats["init_std"] * jax.random.normal(k0, (x.shape[0], d_y))
+            y0 = stats["y_mean"] + stats["init_std"] * normal(k0, (x.shape[0], d_y))
         grad_log_p = jax.grad(lambda y: jnp.sum(self._log_density(params, y, x, cond)))
         # Geometric decay from eta to eta * step_anneal over the chain.
         etas = stats["step"] * float(self.config["step_anneal"]) ** (jnp.arange(n_steps) / max(n_steps - 1, 1))
 
         def step(y, inputs):
             k, eta = inputs
-            y = y + 0.5 * eta * grad_log_p(y) + jnp.sqrt(eta) * jax.random.normal(k, y.shape)
+            y = y + 0.5 * eta * grad_log_p(y) + jnp.sqrt(eta) * normal(k, y.shape)
             return y, None
 
-        y, _ = jax.lax.scan(step, y0, (jax.random.split(k_steps, n_steps), etas))
+        y, _ = jax.lax.scan(step, y0, (split(k_steps, n_steps), etas))
         return y
 
     def _step(self, carry, data: TaskData, key: jax.Array, batch_size: int):
@@ -281,9 +294,9 @@ class EgNOT(ConditionalSolver):
 
     # -- inference -------------------------------------------------------------------------------
     @partial(jax.jit, static_argnums=(0, 5, 6))
-    def _sample_chunk(self, params, x, cond, key, n_samples, n_steps):
+    def _sample_chunk(self, params, x, cond, keys, n_samples, n_steps):
         xs, cs = jnp.repeat(x, n_samples, 0), jnp.repeat(cond, n_samples, 0)
-        return self._langevin(params, key, xs, cs, n_steps).reshape(x.shape[0], n_samples, -1)
+        return self._langevin(params, keys, xs, cs, n_steps).reshape(x.shape[0], n_samples, -1)
 
     def transport(
         self,
@@ -306,7 +319,8 @@ class EgNOT(ConditionalSolver):
         n_samples
             Draws per cell.
         seed
-            Seed of the chains (chunk ``k`` uses ``fold_in(key, k)``: samples depend on ``chunk_cells``).
+            Seed of the chains; cell ``i`` uses ``fold_in(key, i)`` (as in GENOT), so results do not depend on
+            chunking.
         n_steps
             Langevin steps (default: the model's ``n_sample_steps``).
         chunk_cells
@@ -319,21 +333,15 @@ class EgNOT(ConditionalSolver):
         self._check_fitted()
         x, cond = self._validate_inputs(x, condition)
         steps = int(n_steps or self.config["n_sample_steps"] or 2 * self.config["n_langevin_steps"])
-        chunk = int(min(chunk_cells, len(x)))
-        out = []
-        for k, start in enumerate(range(0, len(x), chunk)):
-            stop = min(start + chunk, len(x))
-            pad = chunk - (stop - start)
-            xs = np.pad(x[start:stop], ((0, pad), (0, 0)))
-            cs = np.pad(cond[start:stop], ((0, pad), (0, 0)))
-            key = jax.random.fold_in(jax.random.key(seed), k)
-            out.append(np.asarray(self._sample_chunk(self.params, xs, cs, key, int(n_samples), steps))[: stop - start])
-        samples = np.concatenate(out)
-        if not np.all(np.isfinite(samples)):
-            raise FloatingPointError(
-                "EgNOT's Langevin chains diverged (non-finite samples): use a smaller langevin_step or more steps."
-            )
-        return samples
+        return sample_in_chunks(
+            lambda xs, cs, ks: self._sample_chunk(self.params, xs, cs, ks, int(n_samples), steps),
+            x,
+            cond,
+            seed=seed,
+            chunk_cells=chunk_cells,
+            solver="EgNOT",
+            hint="the Langevin chains diverged; use a smaller langevin_step or more steps.",
+        )
 
     # -- persistence -----------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:

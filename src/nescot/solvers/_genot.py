@@ -24,6 +24,7 @@ from ._ode import check_ode_solver, integrate
 from ._sharding import constrain_batch, data_mesh, feed_placement, replicate
 from ._tasks import Batch, Standardizer, TaskData, sample_batch
 from ._training import make_chunk_runner
+from ._transport import sample_in_chunks
 
 # cells per population a global coupling is fitted to when the data are read from disk (random rows)
 _GLOBAL_FIT_CELLS = 100_000
@@ -364,21 +365,16 @@ class GENOT(ConditionalSolver):
         solver = ode_solver or self.config["ode_solver"]
         steps = int(ode_steps or self.config["ode_steps"])
         check_ode_solver(solver, steps)
-        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(jnp.arange(len(x_std)))
-        chunk = int(min(chunk_cells, len(x_std)))
-        out = []
-        for start in range(0, len(x_std), chunk):
-            stop = min(start + chunk, len(x_std))
-            pad = chunk - (stop - start)  # pad the last chunk so every call reuses one executable
-            xs = np.pad(x_std[start:stop], ((0, pad), (0, 0)))
-            cs = np.pad(cond[start:stop], ((0, pad), (0, 0)))
-            ks = jnp.concatenate([keys[start:stop], keys[:pad]]) if pad else keys[start:stop]
-            res = self._sample_chunk(self.params, xs, cs, ks, int(n_samples), solver, steps)
-            out.append(np.asarray(res)[: stop - start])
-        samples = self.y_scaler.inverse(np.concatenate(out))
-        if not np.all(np.isfinite(samples)):
-            raise FloatingPointError("GENOT produced non-finite samples; the model or the integrator diverged.")
-        return samples
+        samples = sample_in_chunks(
+            lambda xs, cs, ks: self._sample_chunk(self.params, xs, cs, ks, int(n_samples), solver, steps),
+            x_std,
+            cond,
+            seed=seed,
+            chunk_cells=chunk_cells,
+            solver="GENOT",
+            hint="the model or the integrator diverged.",
+        )
+        return self.y_scaler.inverse(samples)
 
     def mass(self, x: np.ndarray, condition: np.ndarray | None = None) -> np.ndarray | None:
         """Learned relative mass of source cells (``eta(x)``), ``None`` for a balanced model."""
