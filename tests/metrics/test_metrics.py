@@ -3,12 +3,12 @@ import pytest
 import scipy.stats
 
 import nescot as ns
+from tests._helpers import shifted_clouds
 
 
 @pytest.fixture(scope="module")
 def samples():
-    rng = np.random.default_rng(0)
-    return rng.normal(size=(400, 3)).astype(np.float32), (rng.normal(size=(300, 3)) + 1.0).astype(np.float32)
+    return shifted_clouds(400, 300, dim=3, shift=1.0, seed=0)
 
 
 def test_energy_distance_matches_scipy_in_1d(samples):

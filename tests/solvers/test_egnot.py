@@ -4,6 +4,7 @@ import pytest
 
 import nescot as ns
 from nescot.solvers import TrainingDivergedError
+from tests._helpers import assert_matches_gaussian_plan, fit_on_gaussian_pair, shifted_clouds
 
 SMALL = {"hidden_dims": (64, 64)}
 
@@ -15,21 +16,8 @@ GAUSSIAN_CASES = {(2, 0.1): (1.2, 0.16, 0.02), (2, 1.0): (1.2, 0.15, 0.03)}
 
 @pytest.mark.parametrize(("dim", "eps"), list(GAUSSIAN_CASES))
 def test_conditionals_match_closed_form_gaussian_plan(dim, eps):
-    max_uvp, max_rmse, max_trace_err = GAUSSIAN_CASES[(dim, eps)]
-    pair = ns.datasets.gaussian_pair(dim, eps, seed=0)
-    x, y = pair.sample_source(4000, 0), pair.sample_target(4000, 1)
-    model = ns.solvers.EgNOT(epsilon=eps, scale_cost=1.0, **SMALL).fit(x, y, n_iters=500, batch_size=256, seed=0)
-    x_test = pair.sample_source(64, 5)
-    samples = model.transport(x_test, n_samples=1000, seed=0)
-    uvp = ns.metrics.cbw2_uvp(
-        samples, pair.conditional_mean(x_test), pair.conditional_covariance(), pair.target_variance
-    )
-    rmse = np.sqrt(np.mean(np.sum((samples.mean(1) - pair.conditional_mean(x_test)) ** 2, -1)))
-    cov_hat = np.mean([np.cov(s.T) for s in samples], axis=0)
-    trace_err = abs(np.trace(cov_hat) - np.trace(pair.conditional_covariance())) / pair.target_variance
-    assert uvp < max_uvp
-    assert rmse < max_rmse
-    assert trace_err < max_trace_err
+    model = ns.solvers.EgNOT(epsilon=eps, scale_cost=1.0, **SMALL)
+    assert_matches_gaussian_plan(*fit_on_gaussian_pair(model, dim, eps, 500), GAUSSIAN_CASES[(dim, eps)])
 
 
 def test_swiss_roll_samples_match_target():
@@ -42,8 +30,7 @@ def test_swiss_roll_samples_match_target():
 
 @pytest.fixture(scope="module")
 def tiny():
-    rng = np.random.default_rng(0)
-    x, y = rng.normal(size=(300, 2)).astype(np.float32), (rng.normal(size=(300, 2)) + 1).astype(np.float32)
+    x, y = shifted_clouds(300, 300, dim=2, shift=1, seed=0)
     model = ns.solvers.EgNOT(epsilon=0.5, hidden_dims=(16, 16), n_langevin_steps=20).fit(
         x, y, n_iters=20, batch_size=64, seed=3
     )
