@@ -10,6 +10,7 @@ Run ``python -m benchmarks run --suite quick`` (see ``docs/benchmarks.md``).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,18 +36,44 @@ REGISTRY: dict[str, Benchmark] = {}
 def register(
     name: str,
     *,
-    family: str,
     kind: str,
-    description: str,
+    family: str | None = None,
+    description: str | None = None,
     suites: tuple[str, ...] = SUITES,
     requires: Callable[[], str | None] | None = None,
 ) -> Callable:
-    """Decorator registering ``fn(suite) -> rows`` under ``name``."""
+    """Decorator registering ``fn(suite) -> rows`` under ``name``.
+
+    Parameters
+    ----------
+    name
+        ``family.entry``, as selected by ``--only``.
+    kind
+        ``"accuracy"``, ``"speed"`` or ``"scale"``.
+    family
+        Defaults to the first dotted part of ``name``.
+    description
+        Defaults to the summary of ``fn``'s docstring (its first paragraph on one line, without the final period),
+        so an entry says what it measures once, where it is defined.
+    suites
+        The suites the entry runs in.
+    requires
+        Returns why the entry cannot run here (it is then skipped), or None.
+
+    Returns
+    -------
+    The decorator, which returns ``fn`` unchanged.
+    """
 
     def deco(fn: Callable[[str], list[dict]]) -> Callable[[str], list[dict]]:
         if name in REGISTRY:
             raise ValueError(f"Benchmark {name!r} registered twice.")
-        REGISTRY[name] = Benchmark(name, family, kind, fn, description, suites, requires or (lambda: None))
+        summary = description
+        if summary is None:
+            summary = " ".join(inspect.cleandoc(fn.__doc__ or "").split("\n\n")[0].split()).removesuffix(".")
+        REGISTRY[name] = Benchmark(
+            name, family or name.split(".")[0], kind, fn, summary, suites, requires or (lambda: None)
+        )
         return fn
 
     return deco

@@ -5,6 +5,7 @@ Shared by the GENOT and EgNOT accuracy entries, so both solvers see the same cel
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,3 +57,29 @@ def mixture_case(dim: int, eps_paper: float, cfg: dict) -> Case:
     return Case(pair, pair.epsilon_ott, pair.sample_source(cfg["n_train"], seed=0),
                 pair.sample_target(cfg["n_train"], seed=1), x_test, mean, cov, pair.target_variance(cfg["n_var"]),
                 pair.sample_plan(x_test, cfg["n_samples"], seed=4))  # fmt: skip
+
+
+def fitted_cases(
+    cfg: dict, make_case: Callable[[int, float, dict], Case], fit: Callable[[Case], tuple[Any, float]]
+) -> Iterator[tuple[int, float, Case, Any, float, float]]:
+    """Build, fit and score each ``(dim, eps)`` of ``cfg["cases"]``, in the grid's order.
+
+    Parameters
+    ----------
+    cfg
+        The suite's grid: ``cases``, the sizes ``make_case`` reads, and ``n_samples`` draws per test cell.
+    make_case
+        :func:`gaussian_case` or :func:`mixture_case`.
+    fit
+        Trains a solver on ``case.x``, ``case.y`` and returns it with the training seconds.
+
+    Yields
+    ------
+    ``(dim, eps, case, model, train_s, uvp)``, with ``uvp`` the case's score of ``cfg["n_samples"]`` conditional
+    samples per test cell (transport seed 1: the same draws for every solver and entry).
+    """
+    for dim, eps in cfg["cases"]:
+        case = make_case(dim, eps, cfg)
+        model, seconds = fit(case)
+        uvp = case.score(model.transport(case.x_test, n_samples=cfg["n_samples"], seed=1))
+        yield dim, eps, case, model, seconds, uvp

@@ -6,17 +6,18 @@ GENOT's), so the pairs and seeds of ``benchmarks.genot`` are reused unchanged.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 import nescot as ns
 
 from . import register
-from ._cases import Case, gaussian_case, mixture_case
+from ._cases import Case, fitted_cases, gaussian_case, mixture_case
 from ._published import published_rows
 from ._timing import fit_chunk_ms, median_time, wall
 from .genot import ACCURACY, MIXTURES
 
-FAMILY = "egnot"
 # 2 x 128 MLP potential, 100 Langevin steps per training step (the solver's default chain length).
 NET = {"smoke": {"hidden_dims": (16, 16), "n_langevin_steps": 10}, "quick": {"hidden_dims": (128, 128)}}
 NET["full"] = NET["quick"]
@@ -30,42 +31,24 @@ def _fit(case: Case, cfg: dict, suite: str):
     return model, secs
 
 
-def _uvp(model, case: Case, n_samples: int) -> float:
-    return case.score(model.transport(case.x_test, n_samples=n_samples, seed=1))
-
-
-@register(
-    "egnot.accuracy.gaussian",
-    family=FAMILY,
-    kind="accuracy",
-    description="cBW2-UVP of EgNOT conditionals vs the closed-form Gaussian entropic plan",
-)
+@register("egnot.accuracy.gaussian", kind="accuracy")
 def accuracy_gaussian(suite: str) -> dict:
+    """cBW2-UVP of EgNOT conditionals vs the closed-form Gaussian entropic plan."""
     cfg, rows = ACCURACY[suite], []
-    for dim, eps in cfg["cases"]:
-        case = gaussian_case(dim, eps, cfg)
-        model, secs = _fit(case, cfg, suite)
-        uvp, floor = _uvp(model, case, cfg["n_samples"]), case.floor
+    for dim, eps, case, _, secs, uvp in fitted_cases(cfg, gaussian_case, partial(_fit, cfg=cfg, suite=suite)):
         rows.append({"d": dim, "eps": eps, "n_iters": cfg["n_iters_egnot"], "train_s": round(secs, 1),
-                     "cbw2_uvp_%": uvp, "floor_%": floor})  # fmt: skip
+                     "cbw2_uvp_%": uvp, "floor_%": case.floor})  # fmt: skip
     return {"rows": rows, "notes": [f"same pairs, seeds and metric as genot.accuracy.gaussian; EgNOT {NET[suite]}"]}
 
 
-@register(
-    "egnot.accuracy.mixtures",
-    family=FAMILY,
-    kind="accuracy",
-    description="Gushchin et al. (2023) construction: Gaussian source, Gaussian-mixture conditionals, EgNOT",
-)
+@register("egnot.accuracy.mixtures", kind="accuracy")
 def accuracy_mixtures(suite: str) -> dict:
+    """Gushchin et al. (2023) construction: Gaussian source, Gaussian-mixture conditionals, EgNOT."""
     cfg, rows = MIXTURES[suite], []
-    for dim, eps_paper in cfg["cases"]:
-        case = mixture_case(dim, eps_paper, cfg)
-        model, secs = _fit(case, cfg, suite)
-        uvp, floor = _uvp(model, case, cfg["n_samples"]), case.floor
+    for dim, eps_paper, case, _, secs, uvp in fitted_cases(cfg, mixture_case, partial(_fit, cfg=cfg, suite=suite)):
         rows.append({"solver": "nescot EgNOT (measured)", "d": dim, "eps_paper": eps_paper,
                      "n_iters": cfg["n_iters_egnot"], "train_s": round(secs, 1), "cbw2_uvp_paper_%": uvp / 2,
-                     "floor_paper_%": floor / 2})  # fmt: skip
+                     "floor_paper_%": case.floor / 2})  # fmt: skip
     rows += published_rows(list(cfg["cases"]))
     return {
         "rows": rows,
@@ -79,13 +62,9 @@ def accuracy_mixtures(suite: str) -> dict:
 SPEED = {"smoke": (4, 2, 16), "quick": (20, 6, 256), "full": (50, 10, 1024)}  # steps per chunk, chunks, cells
 
 
-@register(
-    "egnot.speed",
-    family=FAMILY,
-    kind="speed",
-    description="EgNOT train ms/step and transport ms/cell at d=16, batch 256",
-)
+@register("egnot.speed", kind="speed")
 def speed(suite: str) -> dict:
+    """EgNOT train ms/step and transport ms/cell at d=16, batch 256."""
     chunk, n_chunks, n_cells = SPEED[suite]
     pair = ns.datasets.gaussian_pair(16, 1.0, seed=0)
     x, y = pair.sample_source(10000, seed=0), pair.sample_target(10000, seed=1)
@@ -128,13 +107,9 @@ def _mode_tv(pair, x: np.ndarray, samples: np.ndarray) -> float:
     return float(0.5 * np.abs(freq - np.exp(pair._log_weights(x.astype(np.float64)))).sum(1).mean())
 
 
-@register(
-    "egnot.sampling",
-    family=FAMILY,
-    kind="accuracy",
-    description="EgNOT: sampling chain length (1x, 2x, 4x the training chain); spread and mode occupancy",
-)
+@register("egnot.sampling", kind="accuracy")
 def sampling(suite: str) -> dict:
+    """EgNOT: sampling chain length (1x, 2x, 4x the training chain); spread and mode occupancy."""
     rows = []
     for kind, dim, eps in SAMPLING_CASES[suite]:
         cfg = (MIXTURES if kind == "mixture" else ACCURACY)[suite]

@@ -13,7 +13,7 @@ import nescot as ns
 from nescot.solvers._couplings import sample_conditional_indices
 
 from . import register
-from ._cases import Case, gaussian_case, mixture_case
+from ._cases import Case, fitted_cases, gaussian_case, mixture_case
 from ._genot_internals import coupling_runner, prepare, step_runner, step_runner_gumbel_max
 from ._published import published_rows
 from ._scaling import scaling_rows
@@ -30,20 +30,21 @@ MIX_GRID = [(d, e) for d in (2, 16, 64, 128) for e in (0.1, 1.0, 10.0)]
 _SMOKE = {"cases": [(2, 1.0)], "n_iters": 20, "n_iters_egnot": 10, "n_train": 512, "n_test": 8, "n_samples": 32,
           "batch": 64, "n_var": 2000, "n_minibatch_test": 4}  # fmt: skip
 # quick: the issue's whole grids with short trainings (what docs/benchmarks.md reports); full: 5x longer.
+# Both grids train alike, so their scores differ by the pairs only.
+_TRAINING = {
+    "quick": {"n_iters": 1000, "n_iters_egnot": 500, "n_train": 10000},
+    "full": {"n_iters": 5000, "n_iters_egnot": 2500, "n_train": 20000},
+}
 ACCURACY = {
     "smoke": _SMOKE,
-    "quick": {"cases": GAUSS_GRID, "n_iters": 1000, "n_iters_egnot": 500, "n_train": 10000, "n_test": 64,
-              "n_samples": 256, "n_minibatch_test": 16},
-    "full": {"cases": GAUSS_GRID, "n_iters": 5000, "n_iters_egnot": 2500, "n_train": 20000, "n_test": 200,
-             "n_samples": 512, "n_minibatch_test": 32},
-}  # fmt: skip
+    "quick": {**_TRAINING["quick"], "cases": GAUSS_GRID, "n_test": 64, "n_samples": 256, "n_minibatch_test": 16},
+    "full": {**_TRAINING["full"], "cases": GAUSS_GRID, "n_test": 200, "n_samples": 512, "n_minibatch_test": 32},
+}
 MIXTURES = {
     "smoke": _SMOKE,
-    "quick": {"cases": MIX_GRID, "n_iters": 1000, "n_iters_egnot": 500, "n_train": 10000, "n_test": 64,
-              "n_samples": 256, "n_var": 4000},
-    "full": {"cases": MIX_GRID, "n_iters": 5000, "n_iters_egnot": 2500, "n_train": 20000, "n_test": 100,
-             "n_samples": 1000, "n_var": 20000},
-}  # fmt: skip
+    "quick": {**_TRAINING["quick"], "cases": MIX_GRID, "n_test": 64, "n_samples": 256, "n_var": 4000},
+    "full": {**_TRAINING["full"], "cases": MIX_GRID, "n_test": 100, "n_samples": 1000, "n_var": 20000},
+}
 SPEED = {
     "smoke": {"chunk": 4, "repeats": 2, "n_train_model": 8, "n_cells": 64, "net": SMOKE_NET, "batch": 64},
     "quick": {"chunk": 20, "repeats": 7, "n_train_model": 300, "n_cells": 512, "net": {}, "batch": REF["batch"]},
@@ -87,25 +88,18 @@ def _minibatch_target(pair, x_test, *, epsilon, batch, n_batches, draws, seed=10
     return np.stack(out)
 
 
-def _score(model, case: Case, n_samples: int) -> tuple[float, float]:
-    """cBW2-UVP of the model's conditionals at the case's test cells, and the share of converged couplings."""
-    uvp = case.score(model.transport(case.x_test, n_samples=n_samples, seed=1))
-    return uvp, float(np.nanmean(model.loss_history.get("coupling_converged", np.nan)))
+def _coupling_converged(model) -> float:
+    """Share of the training steps whose coupling converged."""
+    return float(np.nanmean(model.loss_history.get("coupling_converged", np.nan)))
 
 
-@register(
-    "genot.accuracy.gaussian",
-    family="genot",
-    kind="accuracy",
-    description="cBW2-UVP of GENOT conditionals vs the closed-form Gaussian entropic plan",
-)
+@register("genot.accuracy.gaussian", kind="accuracy")
 def accuracy_gaussian(suite: str) -> dict:
+    """cBW2-UVP of GENOT conditionals vs the closed-form Gaussian entropic plan."""
     cfg = ACCURACY[suite]
     rows = []
-    for dim, eps in cfg["cases"]:
-        case = gaussian_case(dim, eps, cfg)
-        model, secs = _fit(case, cfg, suite)
-        uvp, conv = _score(model, case, cfg["n_samples"])
+    for dim, eps, case, model, secs, uvp in fitted_cases(cfg, gaussian_case, partial(_fit, cfg=cfg, suite=suite)):
+        conv = _coupling_converged(model)
         n_mb, batch = cfg["n_minibatch_test"], cfg.get("batch", 256)
         mb = _minibatch_target(case.pair, case.x_test[:n_mb], epsilon=eps, batch=batch,
                                n_batches=cfg["n_samples"] // 8, draws=8)  # fmt: skip
@@ -138,19 +132,13 @@ def accuracy_gaussian(suite: str) -> dict:
     }
 
 
-@register(
-    "genot.accuracy.mixtures",
-    family="genot",
-    kind="accuracy",
-    description="Gushchin et al. (2023) construction: Gaussian source, Gaussian-mixture conditionals",
-)
+@register("genot.accuracy.mixtures", kind="accuracy")
 def accuracy_mixtures(suite: str) -> dict:
+    """Gushchin et al. (2023) construction: Gaussian source, Gaussian-mixture conditionals."""
     cfg = MIXTURES[suite]
     rows = []
-    for dim, eps_paper in cfg["cases"]:
-        case = mixture_case(dim, eps_paper, cfg)
-        model, secs = _fit(case, cfg, suite)
-        uvp, conv = _score(model, case, cfg["n_samples"])
+    for dim, eps_paper, case, model, secs, uvp in fitted_cases(cfg, mixture_case, partial(_fit, cfg=cfg, suite=suite)):
+        conv = _coupling_converged(model)
         rows.append(
             {
                 "solver": "nescot GENOT (measured)",
@@ -214,13 +202,9 @@ def _global_coupling(name: str, epsilon: float, options: dict):
     return _TimedCoupling(cls(epsilon=epsilon, scale_cost=1.0, **options))
 
 
-@register(
-    "genot.accuracy.global",
-    family="genot",
-    kind="accuracy",
-    description="cBW2-UVP of GENOT trained on global couplings (issue 16's cells), next to the mini-batch record",
-)
+@register("genot.accuracy.global", kind="accuracy")
 def accuracy_global(suite: str) -> dict:
+    """cBW2-UVP of GENOT trained on global couplings (issue 16's cells), next to the mini-batch record."""
     return _global_accuracy(GLOBAL[suite], suite)
 
 
@@ -234,14 +218,10 @@ GLOBAL_LONG = {
 }  # fmt: skip
 
 
-@register(
-    "genot.accuracy.global_long",
-    family="genot",
-    kind="accuracy",
-    description="the d=128 mixture cells of genot.accuracy.global with 3x the GENOT training steps",
-    suites=("quick", "full"),  # its smoke run would repeat genot.accuracy.global's
-)
+# No smoke run: it would repeat genot.accuracy.global's.
+@register("genot.accuracy.global_long", kind="accuracy", suites=("quick", "full"))
 def accuracy_global_long(suite: str) -> dict:
+    """the d=128 mixture cells of genot.accuracy.global with 3x the GENOT training steps."""
     return _global_accuracy(GLOBAL_LONG[suite], suite)
 
 
@@ -303,13 +283,9 @@ def _reference_model(suite: str):
     return model, pair, x, y
 
 
-@register(
-    "genot.speed.train",
-    family="genot",
-    kind="speed",
-    description="train ms/step, coupling share, and a straightforward implementation on the same workload",
-)
+@register("genot.speed.train", kind="speed")
 def speed_train(suite: str) -> dict:
+    """train ms/step, coupling share, and a straightforward implementation on the same workload."""
     cfg = SPEED[suite]
     batch = cfg["batch"]
     _, pair, x, y = _reference_model(suite)
@@ -421,13 +397,9 @@ def speed_train(suite: str) -> dict:
     }
 
 
-@register(
-    "genot.speed.transport",
-    family="genot",
-    kind="speed",
-    description="transport ms/cell: fixed-step Heun (nescot default) vs adaptive dopri5 (straightforward)",
-)
+@register("genot.speed.transport", kind="speed")
 def speed_transport(suite: str) -> dict:
+    """transport ms/cell: fixed-step Heun (nescot default) vs adaptive dopri5 (straightforward)."""
     cfg = SPEED[suite]
     model, pair, _, _ = _reference_model(suite)
     x = pair.sample_source(cfg["n_cells"], seed=5)
@@ -471,14 +443,9 @@ SCALE = {
 }  # fmt: skip
 
 
-@register(
-    "genot.scale.cells",
-    family="genot",
-    kind="scale",
-    description="step time and peak memory vs number of cells (fixed batch) next to exact full-data Sinkhorn",
-    suites=("quick", "full"),
-)
+@register("genot.scale.cells", kind="scale", suites=("quick", "full"))
 def scale_cells(suite: str) -> dict:
+    """step time and peak memory vs number of cells (fixed batch) next to exact full-data Sinkhorn."""
     cfg = SCALE[suite]
     t0 = time.perf_counter()
     rows, notes = scaling_rows(cfg, REF)
@@ -489,14 +456,9 @@ def scale_cells(suite: str) -> dict:
 BACKED = {"quick": {"large": 1_000_000, "repeats": 1}, "full": {"large": 1_000_000, "repeats": 3}}
 
 
-@register(
-    "genot.scale.backed",
-    family="genot",
-    kind="scale",
-    description="GENOT from a backed h5ad: peak RSS and step time at 10^6 vs 10^4 cells x 50 (issue 7 goal)",
-    suites=("quick", "full"),
-)
+@register("genot.scale.backed", kind="scale", suites=("quick", "full"))
 def scale_backed(suite: str) -> dict:
+    """GENOT from a backed h5ad: peak RSS and step time at 10^6 vs 10^4 cells x 50 (issue 7 goal)."""
     from .scale_memory import RSS_LIMIT_MB, STEP_RATIO_LIMIT, measure
 
     cfg = BACKED[suite]
@@ -526,14 +488,9 @@ def scale_backed(suite: str) -> dict:
     }
 
 
-@register(
-    "genot.scale.devices",
-    family="genot",
-    kind="scale",
-    description="data parallelism: one coupling per batch vs one per device shard; partitioned step on 2 devices",
-    suites=("quick", "full"),
-)
+@register("genot.scale.devices", kind="scale", suites=("quick", "full"))
 def scale_devices(suite: str) -> dict:
+    """data parallelism: one coupling per batch vs one per device shard; partitioned step on 2 devices."""
     from .scale_devices import measure
 
     rows = measure(8, 0.5, 256, 10 if suite == "quick" else 40)

@@ -21,7 +21,6 @@ import nescot as ns
 
 from . import register
 
-FAMILY = "real"
 HELD_OUT = "CD14 Mono"
 N_DE = 50
 EGNOT_EPS = 0.1  # relative to the mean cost (scale_cost="mean")
@@ -138,13 +137,9 @@ def _sparse_overlap(adata, de_genes, cfg, seed: int) -> dict:
     }
 
 
-@register(
-    "real.kang",
-    family=FAMILY,
-    kind="accuracy",
-    description="Kang IFN-beta PBMCs: held-out stimulated CD14 monocytes; GENOT, EgNOT, Sinkhorn map vs baselines",
-)
+@register("real.kang", kind="accuracy")
 def kang(suite: str) -> dict:
+    """Kang IFN-beta PBMCs: held-out stimulated CD14 monocytes; GENOT, EgNOT, Sinkhorn map vs baselines."""
     cfg = CFG[suite]
     seed = 0
     adata, de_genes = prepare_kang(cfg["n_hvg"], cfg["n_pcs"], cfg["max_cells"], seed)

@@ -21,13 +21,9 @@ CASES = {
 }
 
 
-@register(
-    "reference.mixtures",
-    family="reference",
-    kind="accuracy",
-    description="mixture pairs: closed-form conditional moments vs Monte Carlo, multimodality, metric floor",
-)
+@register("reference.mixtures", kind="accuracy")
 def mixtures(suite: str) -> dict:
+    """mixture pairs: closed-form conditional moments vs Monte Carlo, multimodality, metric floor."""
     cfg, rows = CASES[suite], []
     for dim, eps in cfg["cases"]:
         pair = mixture_pair(dim, eps, seed=0)

@@ -16,7 +16,6 @@ import nescot as ns
 from . import register
 from ._timing import fit_chunk_ms, median_time
 
-FAMILY = "sparse_icnn"
 DESIGN = {  # the paper's design is the "full" one; "quick" keeps it and trains shorter
     "smoke": {"n_cells": 100, "n_genes": 50, "n_displaced": 5, "n_iters": 20},
     "quick": {"n_cells": 2000, "n_genes": 3000, "n_displaced": 100, "n_iters": 500},
@@ -49,13 +48,9 @@ def _sliced_w_references(x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     }
 
 
-@register(
-    "sparse_icnn.synthetic",
-    family=FAMILY,
-    kind="accuracy",
-    description="paper's synthetic design: precision/recall of displaced genes, dimensionality, SW; l1/l0/STVS",
-)
+@register("sparse_icnn.synthetic", kind="accuracy")
 def synthetic(suite: str) -> dict:
+    """paper's synthetic design: precision/recall of displaced genes, dimensionality, SW; l1/l0/STVS."""
     cfg, adata = _design(suite)
     truth = adata.var["displaced"].to_numpy(bool)
     rows = []
@@ -101,13 +96,9 @@ def synthetic(suite: str) -> dict:
     }
 
 
-@register(
-    "sparse_icnn.speed",
-    family=FAMILY,
-    kind="speed",
-    description="sparse ICNN train ms/step (smoothed l0) and transport ms/cell on the synthetic design",
-)
+@register("sparse_icnn.speed", kind="speed")
 def speed(suite: str) -> dict:
+    """sparse ICNN train ms/step (smoothed l0) and transport ms/cell on the synthetic design."""
     cfg, adata = _design(suite)
     chunk, n_chunks = (4, 2) if suite == "smoke" else (25, 6)
     x = np.asarray(adata[adata.obs["condition"] == "control"].X, np.float32)

@@ -20,7 +20,6 @@ from nescot.solvers import GENOT, QuadraticCoupling, SubsamplePlanCoupling
 
 from . import register
 
-FAMILY = "translation"
 CFG = {
     "smoke": {"n_cells": 200, "n_iters": 20, "batch": 64, "net": {"hidden_dims": (32, 32), "embed_dim": 16}},
     "quick": {"n_cells": 2000, "n_iters": 1000, "batch": 128, "net": {}},
@@ -28,13 +27,9 @@ CFG = {
 }
 
 
-@register(
-    "translation.multiome",
-    family=FAMILY,
-    kind="accuracy",
-    description="FOSCTTM and kNN label transfer on the simulated multiome, GW vs fused GW",
-)
+@register("translation.multiome", kind="accuracy")
 def multiome(suite: str) -> dict:
+    """FOSCTTM and kNN label transfer on the simulated multiome, GW vs fused GW."""
     cfg = CFG[suite]
     rows = []
     for coupling, fused in (("GW", None), ("fused GW (alpha 0.5)", "X_shared")):
@@ -86,13 +81,9 @@ def isometric_clusters(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, n
     return x.astype(np.float32), y.astype(np.float32), label
 
 
-@register(
-    "translation.isometric",
-    family=FAMILY,
-    kind="accuracy",
-    description="GW across dimensions with a known answer: discrete GW plan vs GENOT mini-batch / global coupling",
-)
+@register("translation.isometric", kind="accuracy")
 def isometric(suite: str) -> dict:
+    """GW across dimensions with a known answer: discrete GW plan vs GENOT mini-batch / global coupling."""
     cfg = ISOMETRIC[suite]
     x, y, label = isometric_clusters(cfg["n_cells"])
     perm = np.random.default_rng(1).permutation(len(y))  # unpaired training: targets shuffled
