@@ -232,3 +232,14 @@ def test_sparsity_penalties_closed_forms():
     s = np.arcsinh(np.array([0.0, 1.0, 2.0]) / 2)
     expected_stvs = np.sum(s + 0.5 - 0.5 * np.exp(-2 * s))
     assert float(ns.solvers.sparsity_penalty(d, "stvs", gamma=1.0)[0]) == pytest.approx(expected_stvs, rel=1e-6)
+
+
+@pytest.mark.parametrize(("dim_x", "dim_y", "width"), [(3, 5, 128), (64, 10, 128), (20, 100, 200)])
+def test_default_embedding_width_grows_with_the_data(dim_x, dim_y, width):
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, dim_x)), rng.normal(size=(16, dim_y))
+    coupling = ns.solvers.QuadraticCoupling(epsilon=1.0) if dim_x != dim_y else None
+    kw = {"coupling": coupling} if coupling is not None else {}
+    model = ns.solvers.GENOT(hidden_dims=(8,), **kw).fit(x, y, n_iters=1, batch_size=8)
+    kernels = [leaf.shape for leaf in jax.tree.leaves(model.params["vf"]) if leaf.ndim == 2]
+    assert (dim_y, width) in kernels and (dim_x, width) in kernels  # the state's and the source's embeddings
