@@ -1,4 +1,8 @@
-"""Command line: ``python -m benchmarks run --suite quick|full [--only NAME ...] [--out results.json]``."""
+"""Command line: ``python -m benchmarks run --suite quick|full [--only NAME ...] [--out results.json]``.
+
+``python -m benchmarks plot --out docs/_static/benchmarks`` draws the figures of ``docs/benchmarks.md`` from the
+committed records.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--out", default=None, help="write the JSON record here")
     p_rep = sub.add_parser("report", help="render a JSON record (from --out) as markdown tables")
     p_rep.add_argument("json", help="path of the JSON record")
+    p_plot = sub.add_parser("plot", help="draw the docs' figures (PNG) from the committed JSON records")
+    p_plot.add_argument("--out", default="docs/_static/benchmarks", help="folder for the PNG files")
+    p_plot.add_argument("--results", default=None, help="folder of the JSON records (default: benchmarks/results)")
     p_list = sub.add_parser("list", help="list the registered entries")
     p_list.add_argument("--suite", choices=SUITES, default=None)
     args = parser.parse_args(argv)
@@ -29,6 +36,14 @@ def main(argv: list[str] | None = None) -> int:
         from ._report import markdown
 
         print(markdown(json.loads(Path(args.json).read_text())))
+        return 0
+
+    if args.cmd == "plot":
+        # Before importing nescot: drawing the records needs neither JAX nor a device.
+        from ._plots import RESULTS, write_all
+
+        for path in write_all(args.out, args.results or RESULTS):
+            print(path)
         return 0
 
     import nescot as ns

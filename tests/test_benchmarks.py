@@ -1,11 +1,13 @@
 """Smoke test of the benchmark suite: one tiny entry through the CLI; checks the table and JSON structure only."""
 
 import json
+from pathlib import Path
 
 import benchmarks
 import pytest
 from benchmarks import REGISTRY, register
 from benchmarks.__main__ import main
+from benchmarks._plots import FIGURES
 from benchmarks._report import format_rows
 from benchmarks._runner import run, select
 
@@ -70,3 +72,12 @@ def test_format_rows_aligns_union_of_columns():
     lines = format_rows([{"a": 1, "b": 0.123456}, {"a": 22, "c": "x"}]).splitlines()
     assert lines[0].split() == ["a", "b", "c"] and lines[2].split() == ["1", "0.1235"]
     assert len({len(line.rstrip()) for line in lines[:2]}) == 1
+
+
+def test_plot_draws_every_figure_from_the_committed_records(tmp_path, capsys):
+    assert main(["plot", "--out", str(tmp_path / "figs")]) == 0
+    written = capsys.readouterr().out.split()
+    assert written == [str(tmp_path / "figs" / name) for name in FIGURES]
+    for path in map(Path, written):
+        data = path.read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
