@@ -12,6 +12,7 @@ import pytest
 import nescot as ns
 from nescot.solvers import _compile_cache
 from nescot.solvers._compile_cache import clear_compile_cache, compiled, config_key
+from nescot.solvers._data import ArrayRows
 
 # a configuration no other test uses, so the first model of each test compiles and later ones may not
 CONFIG = {"hidden_dims": (24, 24), "embed_dim": 8, "n_frequencies": 3, "mass_hidden_dims": (8,), "chunk_size": 5}
@@ -40,36 +41,56 @@ def _data(seed: int, n: int = 60) -> tuple[np.ndarray, np.ndarray]:
     return rng.normal(size=(n, 2)).astype(np.float32), (rng.normal(size=(n, 2)) + 1).astype(np.float32)
 
 
-def _fit_and_transport(x, y, **config):
-    model = ns.solvers.GENOT(**{**CONFIG, **config}).fit(x, y, seed=0, **FIT)
+def _fit_and_transport(x, y, solver: str = "genot", fed: bool = False, **config):
+    """Fit a tiny model of ``solver`` and transport 8 cells (SparseICNN: map them)."""
+    if solver == "sparse_icnn":
+        model = ns.solvers.SparseICNN(hidden_dims=(8, 8), n_inner=2, chunk_size=5, **config).fit(x, y, seed=0, **FIT)
+        return model, model.transport(x[:8])
+    if solver == "egnot":
+        model = ns.solvers.EgNOT(hidden_dims=(8,), n_langevin_steps=3, chunk_size=5, epsilon=0.5, **config)
+    else:
+        model = ns.solvers.GENOT(**{**CONFIG, **config})
+    model.fit(ArrayRows(x) if fed else x, y, seed=0, **FIT)
     return model, model.transport(x[:8], n_samples=2, seed=1)
 
 
-@pytest.mark.parametrize("tau_a", [1.0, 0.9])
-def test_second_model_compiles_nothing(tau_a):
+CASES = {
+    "genot": {},
+    "genot-unbalanced": {"tau_a": 0.9},
+    "genot-fed": {"fed": True},
+    "genot-mixture": {"coupling": ns.solvers.MixturePotentialCoupling(n_iters=5, n_components=2, batch_size=16)},
+    "egnot": {"solver": "egnot"},
+    "sparse_icnn": {"solver": "sparse_icnn"},
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_second_model_compiles_nothing(case):
     x, y = _data(0)
-    first, _ = _fit_and_transport(x, y, tau_a=tau_a)
+    first, _ = _fit_and_transport(x, y, **CASES[case])
     first_ref = weakref.ref(first)
     del first
     gc.collect()
     assert first_ref() is None  # the caches keep no model alive
     x2, y2 = _data(1)
     with count_compiles() as n:
-        second, _ = _fit_and_transport(3 * x2 - 1, y2, tau_a=tau_a)  # other values, same shapes
-        second.transport(x2[:8], n_samples=2, seed=2)
+        second, _ = _fit_and_transport(3 * x2 - 1, y2, **CASES[case])  # other values, same shapes
+        # another call of the same shapes and settings
+        second.transport(x2[:8]) if case == "sparse_icnn" else second.transport(x2[:8], n_samples=2, seed=2)
     assert n[0] == 0
 
 
-def test_shared_compilation_does_not_leak_statistics():
+@pytest.mark.parametrize("case", ["genot", "egnot", "sparse_icnn"])
+def test_shared_compilation_does_not_leak_statistics(case):
     x, y = _data(0)
     clear_compile_cache()
-    _fit_and_transport(x, y)
-    with count_compiles() as n:  # shares A's compiled functions
-        shared, shared_out = _fit_and_transport(10 * x + 5, y * 0.1 - 3)
+    _fit_and_transport(x, y, **CASES[case])
+    with count_compiles() as n:  # shares the first model's compiled functions
+        shared, shared_out = _fit_and_transport(10 * x + 5, y * 10 + 5, **CASES[case])
     assert n[0] == 0
     clear_compile_cache()
     with count_compiles() as n:  # alone: traced and compiled for itself
-        alone, alone_out = _fit_and_transport(10 * x + 5, y * 0.1 - 3)
+        alone, alone_out = _fit_and_transport(10 * x + 5, y * 10 + 5, **CASES[case])
     assert n[0] > 0
     np.testing.assert_array_equal(shared.loss_history["loss"], alone.loss_history["loss"])
     np.testing.assert_array_equal(shared_out, alone_out)

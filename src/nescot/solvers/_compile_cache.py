@@ -62,7 +62,7 @@ def compiled(model: Any, what: Hashable, build: Callable[[], Callable]) -> Calla
     Parameters
     ----------
     model
-        A solver with ``config`` and ``dims``.
+        A solver with ``config`` (and ``dims``, when its networks depend on them).
     what
         What is compiled and every setting it is traced with besides the configuration and ``model.dims``
         (e.g. ``("train", batch_size, chunk_size, mesh)``); hashable.
@@ -79,7 +79,7 @@ def compiled(model: Any, what: Hashable, build: Callable[[], Callable]) -> Calla
         if what not in store:
             store[what] = build()
         return store[what]
-    key = (base, tuple(model.dims), what)
+    key = (base, getattr(model, "dims", None), what)
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)

@@ -127,16 +127,6 @@ class GENOT(ConditionalSolver):
         self.xi = MassNetwork(tuple(cfg["mass_hidden_dims"]))
         self.optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(cfg["learning_rate"]))
 
-    def _template(self) -> GENOT:
-        """Return a model of this configuration and dimensions without data, parameters or statistics.
-
-        Compiled functions are traced from it, not from ``self``, and shared by every model of the same
-        configuration (see :mod:`nescot.solvers._compile_cache`): whatever depends on the data is a traced argument.
-        """
-        template = type(self)(**self.config)
-        template._build(*self.dims)
-        return template
-
     def _scalers(self, scalers: tuple[Standardizer, Standardizer] | None) -> tuple[Standardizer, Standardizer]:
         # the model's own statistics when none are passed (steps traced from the model itself, as benchmarks do)
         return (self.x_scaler, self.y_scaler) if scalers is None else scalers
