@@ -95,5 +95,8 @@ def compiled(model: Any, what: Hashable, build: Callable[[], Callable]) -> Calla
 
 def clear_compile_cache() -> None:
     """Forget every shared compiled function (the next fit or transport of each configuration compiles again)."""
+    from ._global_couplings import _mixture_fit_runner  # imports this module's users: import at use
+
     with _lock:
         _cache.clear()
+    _mixture_fit_runner.cache_clear()
