@@ -147,6 +147,20 @@ class ConditionalSolver(abc.ABC):
     def transport(self, x, condition=None, *, n_samples: int = 1, seed: int = 0) -> np.ndarray:
         """Draw ``n_samples`` target samples per source cell: array (n, n_samples, d_target)."""
 
+    def _build(self, dim_x: int, dim_y: int, dim_c: int) -> None:
+        """Set up what depends on the data's dimensions (networks, optimiser); here only ``dims``."""
+        self.dims = (dim_x, dim_y, dim_c)
+
+    def _template(self) -> ConditionalSolver:
+        """Return a model of this configuration and dimensions without data, parameters or statistics.
+
+        Compiled functions are traced from it, not from ``self``, and shared by every model of the same
+        configuration (see :mod:`nescot.solvers._compile_cache`): whatever depends on the data is a traced argument.
+        """
+        template = type(self)(**self.config)
+        template._build(*self.dims)
+        return template
+
     def _validate_inputs(self, x, condition) -> tuple[np.ndarray, np.ndarray]:
         """Check cells (n, d_x) and conditions against ``self.dims``; return float32 arrays (n, d_x), (n, d_c)."""
         dim_x, _, dim_c = self.dims

@@ -360,32 +360,33 @@ def make_fed_runner(step_fn: Callable, chunk_size: int) -> Callable:
     Parameters
     ----------
     step_fn
-        ``step_fn(carry, batch, key) -> (carry, metrics)``; ``batch`` is the tuple of the step's arrays.
+        ``step_fn(carry, batch, key, *consts) -> (carry, metrics)``; ``batch`` is the tuple of the step's arrays.
     chunk_size
         Steps per compiled call (the leading axis of the fed arrays).
 
     Returns
     -------
-    ``run(carry, feed, base_key, start, n)`` for ``run_training``: takes the chunk starting at ``start``
+    ``run(carry, feed, base_key, start, n, consts=())`` for ``run_training``: takes the chunk starting at ``start``
     from ``feed`` (a :class:`HostFeed`) and runs its first ``n`` steps; step ``i`` gets ``fold_in(base_key, i)``.
+    ``consts`` is passed to every step as traced arguments (as for ``make_chunk_runner``).
     """
 
-    def run(carry, batches, base_key, start, n):
+    def run(carry, batches, base_key, start, n, consts):
         first = jax.tree.map(lambda b: b[0], batches)
-        metrics_shape = jax.eval_shape(lambda c: step_fn(c, first, base_key)[1], carry)
+        metrics_shape = jax.eval_shape(lambda c: step_fn(c, first, base_key, *consts)[1], carry)
         buffers = jax.tree.map(lambda s: jnp.full((chunk_size,), jnp.nan, s.dtype), metrics_shape)
 
         def body(i, val):
             carry, buffers = val
             batch = jax.tree.map(lambda b: b[i], batches)
-            carry, metrics = step_fn(carry, batch, jax.random.fold_in(base_key, start + i))
+            carry, metrics = step_fn(carry, batch, jax.random.fold_in(base_key, start + i), *consts)
             return carry, jax.tree.map(lambda b, m: b.at[i].set(m), buffers, metrics)
 
         return jax.lax.fori_loop(0, n, body, (carry, buffers))
 
     compiled = jax.jit(run)
 
-    def runner(carry, feed: HostFeed, base_key, start, n):
-        return compiled(carry, feed.get(int(start)), base_key, start, n)
+    def runner(carry, feed: HostFeed, base_key, start, n, consts=()):
+        return compiled(carry, feed.get(int(start)), base_key, start, n, consts)
 
     return runner

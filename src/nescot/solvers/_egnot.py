@@ -13,6 +13,7 @@ import numpy as np
 import optax
 
 from ._base import ConditionalSolver, as_tasks, check_training_args
+from ._compile_cache import compiled
 from ._costs import CostLike, check_population_scale_cost, population_cost_scale, resolve_cost
 from ._couplings import check_epsilon, check_tau
 from ._networks import MLP
@@ -134,24 +135,34 @@ class EgNOT(ConditionalSolver):
         self.loss_history: dict[str, np.ndarray] = {}
 
     # -- energy and sampler ----------------------------------------------------------------------
-    def _log_density(self, params, y: jax.Array, x: jax.Array, cond: jax.Array) -> jax.Array:
+    # The data's statistics `stats` are arguments (traced in compiled functions shared by models of one
+    # configuration); divisions by them are products with their reciprocal, which is what XLA made of the
+    # divisions by the constants they replace (results equal earlier ones up to the last float32 bits).
+    def _log_density(self, params, y: jax.Array, x: jax.Array, cond: jax.Array, stats: dict) -> jax.Array:
         """Unnormalised log pi(y | x) for each row: (f(y) - c(x, y) / s) / epsilon."""
-        cost = jax.vmap(self.cost_fn)(x, y) / self.stats["cost_scale"]
-        return (self._potential(params, y, cond) - cost) / self.config["epsilon"]
+        cost = jax.vmap(self.cost_fn)(x, y) * (1.0 / stats["cost_scale"])
+        return (self._potential(params, y, cond, stats) - cost) / self.config["epsilon"]
 
-    def _potential(self, params, y: jax.Array, cond: jax.Array) -> jax.Array:
+    def _potential(self, params, y: jax.Array, cond: jax.Array, stats: dict) -> jax.Array:
         """``f(y)`` of target-space cells (the network sees them standardised)."""
-        return self.potential.apply(params, (y - self.stats["y_mean"]) / self.stats["y_scale"], cond)
+        return self.potential.apply(params, (y - stats["y_mean"]) * (1.0 / stats["y_scale"]), cond)
 
     def _langevin(
-        self, params, key: jax.Array, x: jax.Array, cond: jax.Array, n_steps: int, y0: jax.Array | None = None
+        self,
+        params,
+        key: jax.Array,
+        x: jax.Array,
+        cond: jax.Array,
+        n_steps: int,
+        stats: dict,
+        y0: jax.Array | None = None,
     ) -> jax.Array:
         """Run one chain per row of ``x`` (a ``lax.scan``) from ``y0`` or fresh noise; return the final states.
 
         ``key`` is one key for all rows, or one key per cell (c,) whose rows are ``x``'s consecutive groups of
         ``len(x) // c`` rows: each cell's noise then comes from its own key, whatever else is in the batch.
         """
-        stats, d_y = self.stats, self.dims[1]
+        d_y = self.dims[1]
         if key.ndim:  # per-cell keys: split and draw per cell, the cell axis last so the scan runs over steps
             split = jax.vmap(jax.random.split, in_axes=(0, None), out_axes=1)
             per_cell = (x.shape[0] // key.shape[0], d_y)
@@ -163,7 +174,7 @@ class EgNOT(ConditionalSolver):
         k0, k_steps = split(key, 2)
         if y0 is None:
             y0 = stats["y_mean"] + stats["init_std"] * normal(k0, (x.shape[0], d_y))
-        grad_log_p = jax.grad(lambda y: jnp.sum(self._log_density(params, y, x, cond)))
+        grad_log_p = jax.grad(lambda y: jnp.sum(self._log_density(params, y, x, cond, stats)))
         # Geometric decay from eta to eta * step_anneal over the chain.
         etas = stats["step"] * float(self.config["step_anneal"]) ** (jnp.arange(n_steps) / max(n_steps - 1, 1))
 
@@ -175,12 +186,13 @@ class EgNOT(ConditionalSolver):
         y, _ = jax.lax.scan(step, y0, (split(k_steps, n_steps), etas))
         return y
 
-    def _step(self, carry, data: TaskData, key: jax.Array, batch_size: int):
+    def _step(self, carry, data: TaskData, key: jax.Array, stats: dict | None = None, *, batch_size: int):
         params, opt_state, buffer = carry
+        stats = self.stats if stats is None else stats  # the model's own unless passed (traced)
         k_batch, k_chain, k_noise, k_pick, k_put = jax.random.split(key, 5)
         batch = sample_batch(data, k_batch, batch_size)
         x, cond = batch.x, batch.condition
-        y0 = self.stats["y_mean"] + self.stats["init_std"] * jax.random.normal(k_noise, batch.y.shape)
+        y0 = stats["y_mean"] + stats["init_std"] * jax.random.normal(k_noise, batch.y.shape)
         n_replay = int(round(self.config["replay_fraction"] * batch_size))
         if n_replay:  # restart some chains where earlier ones stopped, with their own source cells
             pick = jax.random.randint(k_pick, (n_replay,), 0, buffer["y"].shape[0])
@@ -188,20 +200,20 @@ class EgNOT(ConditionalSolver):
                 jnp.concatenate([buffer[k][pick], v[n_replay:]]) for k, v in zip("xcy", (x, cond, y0), strict=True)
             )
         y_model = jax.lax.stop_gradient(
-            self._langevin(params, k_chain, x, cond, int(self.config["n_langevin_steps"]), y0=y0)
+            self._langevin(params, k_chain, x, cond, int(self.config["n_langevin_steps"]), stats, y0=y0)
         )
         if n_replay:
             put = jax.random.randint(k_put, (batch_size,), 0, buffer["y"].shape[0])
             buffer = {k: buffer[k].at[put].set(v) for k, v in zip("xcy", (x, cond, y_model), strict=True)}
 
         def loss_fn(params):
-            return jnp.mean(self._potential(params, y_model, cond)) - jnp.mean(
-                self._potential(params, batch.y, batch.condition)
+            return jnp.mean(self._potential(params, y_model, cond, stats)) - jnp.mean(
+                self._potential(params, batch.y, batch.condition, stats)
             )
 
         loss, grads = jax.value_and_grad(loss_fn)(params)
         updates, opt_state = self.optimizer.update(grads, opt_state, params)
-        chain_norm = jnp.max(jnp.abs(y_model - self.stats["y_mean"])) / self.stats["init_std"]
+        chain_norm = jnp.max(jnp.abs(y_model - stats["y_mean"])) * (1.0 / stats["init_std"])
         return (optax.apply_updates(params, updates), opt_state, buffer), {"loss": loss, "chain_spread": chain_norm}
 
     def _init_buffer(self, data: TaskData, key: jax.Array) -> dict[str, jax.Array]:
@@ -277,9 +289,13 @@ class EgNOT(ConditionalSolver):
         }
         params = self.potential.init(key_init, jnp.zeros((1, self.dims[1])), jnp.zeros((1, self.dims[2])))
         chunk = int(min(self.config["chunk_size"], n_iters))
-        runner = make_chunk_runner(partial(self._step, batch_size=batch_size), chunk)
+        runner = compiled(  # shared by the models of this configuration and shapes; statistics are traced
+            self,
+            ("train", batch_size, chunk),
+            lambda: make_chunk_runner(partial(self._template()._step, batch_size=batch_size), chunk),
+        )
         (params, _, _), history = run_training(
-            runner,
+            partial(runner, consts=(self.stats,)),
             (params, self.optimizer.init(params), self._init_buffer(data, key_scale)),
             data,
             n_iters=int(n_iters),
@@ -293,10 +309,10 @@ class EgNOT(ConditionalSolver):
         return self
 
     # -- inference -------------------------------------------------------------------------------
-    @partial(jax.jit, static_argnums=(0, 5, 6))
-    def _sample_chunk(self, params, x, cond, keys, n_samples, n_steps):
+    def _sample_chunk(self, params, stats, x, cond, keys, n_samples, n_steps):
+        """``n_samples`` chains' final states (c, n_samples, d_y) for each cell of a chunk (not jitted)."""
         xs, cs = jnp.repeat(x, n_samples, 0), jnp.repeat(cond, n_samples, 0)
-        return self._langevin(params, keys, xs, cs, n_steps).reshape(x.shape[0], n_samples, -1)
+        return self._langevin(params, keys, xs, cs, n_steps, stats).reshape(x.shape[0], n_samples, -1)
 
     def transport(
         self,
@@ -333,8 +349,11 @@ class EgNOT(ConditionalSolver):
         self._check_fitted()
         x, cond = self._validate_inputs(x, condition)
         steps = int(n_steps or self.config["n_sample_steps"] or 2 * self.config["n_langevin_steps"])
+        sample_chunk = compiled(
+            self, ("transport",), lambda: jax.jit(self._template()._sample_chunk, static_argnums=(5, 6))
+        )  # shared by the models of this configuration; parameters and statistics are traced
         return sample_in_chunks(
-            lambda xs, cs, ks: self._sample_chunk(self.params, xs, cs, ks, int(n_samples), steps),
+            lambda xs, cs, ks: sample_chunk(self.params, self.stats, xs, cs, ks, int(n_samples), steps),
             x,
             cond,
             seed=seed,

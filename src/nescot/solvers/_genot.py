@@ -15,6 +15,7 @@ import optax
 
 from ._base import ConditionalSolver, as_tasks, check_training_args, warn_if_not_converged
 from ._checkpoint import checkpoint_chunk_size, describe_config, train_with_checkpoints
+from ._compile_cache import compiled
 from ._costs import CostLike
 from ._couplings import Coupling, LinearCoupling, relative_marginals, sample_conditional_indices
 from ._data import HostFeed, has_sources, make_fed_runner
@@ -130,6 +131,10 @@ class GENOT(ConditionalSolver):
         self.xi = MassNetwork(tuple(cfg["mass_hidden_dims"]))
         self.optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(cfg["learning_rate"]))
 
+    def _scalers(self, scalers: tuple[Standardizer, Standardizer] | None) -> tuple[Standardizer, Standardizer]:
+        # the model's own statistics when none are passed (steps traced from the model itself, as benchmarks do)
+        return (self.x_scaler, self.y_scaler) if scalers is None else scalers
+
     def _init_params(self, key: jax.Array) -> dict[str, Any]:
         dim_x, dim_y, dim_c = self.dims
         k_vf, k_eta, k_xi = jax.random.split(key, 3)
@@ -151,20 +156,25 @@ class GENOT(ConditionalSolver):
 
         return jax.vmap(one)(jax.random.split(key, z.shape[0]), z, y)
 
-    def _pairs(self, coupling_state, batch: Batch, key: jax.Array):
+    def _pairs(self, coupling_state, batch: Batch, key: jax.Array, scalers: tuple[Standardizer, Standardizer]):
         """Standardised sources (B, d_x), k targets per source (B, k, d_y), and the batch plan (or ``None``)."""
+        x_scaler, y_scaler = scalers
         if self.is_global:
             x, y1 = self.coupling.draw(coupling_state, key, batch, self.k)
-            return self.x_scaler(x), self.y_scaler(y1), None
+            return x_scaler.in_trace(x), y_scaler.in_trace(y1), None
         coupled = self.coupling(batch.x, batch.y)
         picks = sample_conditional_indices(key, coupled.plan, self.k)  # (B, k)
-        return self.x_scaler(batch.x), self.y_scaler(batch.y)[picks], coupled
+        return x_scaler.in_trace(batch.x), y_scaler.in_trace(batch.y)[picks], coupled
 
-    def _train_step(self, carry, batch: Batch, key: jax.Array):
-        """One optimiser step on a batch: couple, draw k targets per source, regress the flow velocity."""
+    def _train_step(self, carry, batch: Batch, key: jax.Array, scalers: tuple[Standardizer, ...] | None = None):
+        """One optimiser step on a batch: couple, draw k targets per source, regress the flow velocity.
+
+        ``scalers`` are the (source, target) standardisers, traced; ``None`` uses the model's own.
+        """
         params, opt_state, coupling_state = carry
+        scalers = self._scalers(scalers)
         keys = jax.random.split(key, 4)
-        x, y1, coupled = self._pairs(coupling_state, batch, keys[0])
+        x, y1, coupled = self._pairs(coupling_state, batch, keys[0], scalers)
         z = jax.random.normal(keys[1], y1.shape)
         if self.config["repair_noise"] and self.k > 1:
             z = self._repair(keys[2], z, y1)
@@ -179,7 +189,7 @@ class GENOT(ConditionalSolver):
             if self.unbalanced:
                 mass_a, mass_b = relative_marginals(coupled.plan)
                 losses["loss_eta"] = jnp.mean((self.eta.apply(params["eta"], x, batch.condition) - mass_a) ** 2)
-                y = self.y_scaler(batch.y)
+                y = scalers[1].in_trace(batch.y)
                 losses["loss_xi"] = jnp.mean((self.xi.apply(params["xi"], y, batch.condition) - mass_b) ** 2)
             return sum(losses.values()), losses
 
@@ -189,15 +199,16 @@ class GENOT(ConditionalSolver):
         converged = jnp.float32(1.0) if coupled is None else coupled.converged.astype(jnp.float32)
         return (params, opt_state, coupling_state), {**losses, "coupling_converged": converged}
 
-    def _step(self, carry, data: TaskData, key: jax.Array, batch_size: int, mesh=None):
+    def _step(self, carry, data: TaskData, key: jax.Array, scalers=None, *, batch_size: int, mesh=None):
         k_batch, k_train = jax.random.split(key)
         batch = constrain_batch(sample_batch(data, k_batch, batch_size), mesh)
-        return self._train_step(carry, batch, k_train)
+        return self._train_step(carry, batch, k_train, scalers)
 
-    def _fed_step(self, carry, batch: tuple, key: jax.Array, mesh=None):
+    def _fed_step(self, carry, batch: tuple, key: jax.Array, scalers=None, *, mesh=None):
         # same key split as `_step`, so fed and in-memory steps draw the same noise for the same batch
         task = batch[3][0] if len(batch) > 3 else 0  # one task per step: every cell carries its index
-        return self._train_step(carry, constrain_batch(Batch(*batch[:3], task), mesh), jax.random.split(key)[1])
+        batch = constrain_batch(Batch(*batch[:3], task), mesh)
+        return self._train_step(carry, batch, jax.random.split(key)[1], scalers)
 
     def _fit_coupling(self, sources: list, targets: list, cond: np.ndarray, seed: int) -> Any:
         """Fit a global coupling to the training populations (nothing to fit for a mini-batch one)."""
@@ -288,13 +299,14 @@ class GENOT(ConditionalSolver):
             data = TaskData.from_tasks(sources, targets, cond)
             self.x_scaler, self.y_scaler = Standardizer.fit(data.x_raw), Standardizer.fit(data.y_raw)
             data = replicate(data, mesh)
-            runner = make_chunk_runner(partial(self._step, batch_size=batch_size, mesh=mesh), chunk)
         else:
             data, (x_stats, y_stats) = feed, feed.standardizers()
             self.x_scaler, self.y_scaler = Standardizer(*x_stats), Standardizer(*y_stats)
             feed.configure(batch_size, chunk, int(n_iters), *feed_placement(mesh, batch_size))
-            runner = make_fed_runner(partial(self._fed_step, mesh=mesh), chunk)
         self._build(dim_x, dim_y, cond.shape[1])
+        runner = self._training_runner(batch_size, chunk, mesh, fed=feed is not None)
+        # the statistics are traced arguments, not constants: the runner is shared with other models
+        runner = partial(runner, consts=(replicate((self.x_scaler, self.y_scaler), mesh),))
         key_init, key_train = jax.random.split(jax.random.key(seed))
         params = self._init_params(key_init)
         if self.is_global and feed is not None:  # read from disk: fit the coupling to random rows of each population
@@ -316,14 +328,25 @@ class GENOT(ConditionalSolver):
         self._fitted = True
         return self
 
+    def _training_runner(self, batch_size: int, chunk: int, mesh, *, fed: bool) -> Callable:
+        """Return the compiled chunk of training steps, shared by the models of this configuration and shapes."""
+
+        def build() -> Callable:
+            template = self._template()  # not `self`: the cache must hold neither this model nor its data
+            if fed:
+                return make_fed_runner(partial(template._fed_step, mesh=mesh), chunk)
+            return make_chunk_runner(partial(template._step, batch_size=batch_size, mesh=mesh), chunk)
+
+        return compiled(self, ("train", int(batch_size), int(chunk), mesh, fed), build)
+
     # -- inference -------------------------------------------------------------------------------
     def _prepare(self, x, condition) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
         x, cond = self._validate_inputs(x, condition)
         return self.x_scaler(x), cond
 
-    @partial(jax.jit, static_argnums=(0, 5, 6, 7))
     def _sample_chunk(self, params, x, cond, keys, n_samples, solver, n_steps):
+        """``n_samples`` draws (c, n_samples, d_y) of each cell of a chunk, in standardised units (not jitted)."""
         d_y = self.dims[1]
         z0 = jax.vmap(lambda k: jax.random.normal(k, (n_samples, d_y)))(keys).reshape(-1, d_y)
         src, c = jnp.repeat(x, n_samples, 0), jnp.repeat(cond, n_samples, 0)
@@ -369,8 +392,11 @@ class GENOT(ConditionalSolver):
         solver = ode_solver or self.config["ode_solver"]
         steps = int(ode_steps or self.config["ode_steps"])
         check_ode_solver(solver, steps)
+        sample_chunk = compiled(
+            self, ("transport",), lambda: jax.jit(self._template()._sample_chunk, static_argnums=(4, 5, 6))
+        )  # shared by the models of this configuration; parameters are traced
         samples = sample_in_chunks(
-            lambda xs, cs, ks: self._sample_chunk(self.params, xs, cs, ks, int(n_samples), solver, steps),
+            lambda xs, cs, ks: sample_chunk(self.params, xs, cs, ks, int(n_samples), solver, steps),
             x_std,
             cond,
             seed=seed,

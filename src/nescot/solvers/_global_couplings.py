@@ -14,7 +14,9 @@ compiled training step.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -145,27 +147,8 @@ class MixturePotentialCoupling:
         }
         const = {"eps": jnp.float32(eps_std)}
         batch = int(min(self.batch_size, len(xs), len(ys)))
-        schedule = optax.cosine_decay_schedule(self.learning_rate, int(self.n_iters), alpha=self.final_lr_ratio)
-        optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(schedule))
-
-        def loss_fn(params, xb, yb):
-            p = {**params, **const}
-            return jnp.mean(logsumexp(self._components(p, xb)[0], axis=1)) - jnp.mean(self._log_v(p, yb))
-
-        @jax.jit
-        def run(params, opt_state, key):
-            def step(carry, key):
-                params, opt_state = carry
-                k1, k2 = jax.random.split(key)
-                xb = xs[jax.random.randint(k1, (batch,), 0, xs.shape[0])]
-                yb = ys[jax.random.randint(k2, (batch,), 0, ys.shape[0])]
-                loss, grads = jax.value_and_grad(loss_fn)(params, xb, yb)
-                updates, opt_state = optimizer.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), loss
-
-            return jax.lax.scan(step, (params, opt_state), jax.random.split(key, int(self.n_iters)))
-
-        (params, _), losses = run(params, optimizer.init(params), k_train)
+        run = _mixture_fit_runner(self, batch)  # compiled once per setting: data and eps are traced
+        (params, _), losses = run(params, self._optimizer().init(params), k_train, xs, ys, const)
         finite = [np.all(np.isfinite(np.asarray(v))) for v in [losses, *jax.tree.leaves(params)]]
         if not all(finite):
             raise FloatingPointError(
@@ -176,6 +159,10 @@ class MixturePotentialCoupling:
             **params, **const, "mean_x": jnp.asarray(mean_x), "mean_y": jnp.asarray(mean_y),
             "spread": jnp.float32(spread), "final_loss": jnp.mean(losses[-100:]),
         }  # fmt: skip
+
+    def _optimizer(self) -> optax.GradientTransformation:
+        schedule = optax.cosine_decay_schedule(self.learning_rate, int(self.n_iters), alpha=self.final_lr_ratio)
+        return optax.chain(optax.clip_by_global_norm(10.0), optax.adam(schedule))
 
     def fit(
         self, sources: list[np.ndarray], targets: list[np.ndarray], condition: np.ndarray, seed: int
@@ -205,6 +192,35 @@ class MixturePotentialCoupling:
     def draw(self, state: dict[str, jax.Array], key: jax.Array, batch: Batch, k: int) -> tuple[jax.Array, jax.Array]:
         """Return the batch's source cells and ``k`` targets drawn from the model's conditional of each."""
         return batch.x, self.sample(_task_state(state, batch.task), key, batch.x, k)
+
+
+@functools.lru_cache(maxsize=16)
+def _mixture_fit_runner(coupling: MixturePotentialCoupling, batch: int) -> Callable:
+    """Compile the fit of a mixture potential once per coupling setting (compared by value) and batch size.
+
+    Returns ``run(params, opt_state, key, xs, ys, const) -> ((params, opt_state), losses)``: ``n_iters`` Adam steps
+    on batches of the standardised cells ``xs``, ``ys``; ``const`` holds the standardised ``eps``.
+    """
+    optimizer = coupling._optimizer()
+
+    def loss_fn(params, const, xb, yb):
+        p = {**params, **const}
+        return jnp.mean(logsumexp(coupling._components(p, xb)[0], axis=1)) - jnp.mean(coupling._log_v(p, yb))
+
+    @jax.jit
+    def run(params, opt_state, key, xs, ys, const):
+        def step(carry, key):
+            params, opt_state = carry
+            k1, k2 = jax.random.split(key)
+            xb = xs[jax.random.randint(k1, (batch,), 0, xs.shape[0])]
+            yb = ys[jax.random.randint(k2, (batch,), 0, ys.shape[0])]
+            loss, grads = jax.value_and_grad(loss_fn)(params, const, xb, yb)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state), loss
+
+        return jax.lax.scan(step, (params, opt_state), jax.random.split(key, int(coupling.n_iters)))
+
+    return run
 
 
 def _cholesky(p: dict[str, jax.Array]) -> jax.Array:

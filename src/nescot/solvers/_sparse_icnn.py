@@ -15,6 +15,7 @@ import optax
 from .._settings import logger
 from ..metrics import sliced_wasserstein
 from ._base import as_float_array, check_training_args
+from ._compile_cache import compiled
 from ._icnn import ICNN, gaussian_diagonal_init, negative_weight_penalty, project_nonnegative
 from ._model_file import ModelFileError, check_state_like, config_to_json, read_model_file, write_model_file
 from ._training import make_chunk_runner, run_training
@@ -111,21 +112,22 @@ class SparseICNN:
     def _map(self, g_params, x: jax.Array) -> jax.Array:
         return jax.grad(lambda z: jnp.sum(self.g.apply(g_params, z)))(x)
 
-    def _g_loss(self, g_params, f_params, x, lam):
+    def _g_loss(self, g_params, f_params, x, lam, scale):
         t = self._map(g_params, x)
-        d = (t - x) * self.scale  # displacement in data units
+        d = (t - x) * scale  # displacement in data units
         pen = sparsity_penalty(d, self.config["penalty"], sigma=self.config["sigma"], gamma=self.config["gamma"])
         loss = jnp.mean(self.f.apply(f_params, t) - jnp.sum(x * t, axis=-1)) + lam * jnp.mean(pen)
         return loss + self.config["weight_penalty"] * negative_weight_penalty(g_params)
 
-    def _step(self, carry, data: _Data, key: jax.Array, batch_size: int):
+    def _step(self, carry, data: _Data, key: jax.Array, scale=None, *, batch_size: int):
         (f_params, g_params, f_opt, g_opt), lam = carry
+        scale = self.scale if scale is None else scale  # the data's scale, traced in shared compiled steps
         keys = jax.random.split(key, self.config["n_inner"] + 2)
 
         def g_step(i, state):
             g_params, g_opt = state
             x = data.x[jax.random.randint(keys[i], (batch_size,), 0, data.x.shape[0])]
-            grads = jax.grad(self._g_loss)(g_params, f_params, x, lam)
+            grads = jax.grad(self._g_loss)(g_params, f_params, x, lam, scale)
             updates, g_opt = self.optimizer.update(grads, g_opt, g_params)
             return optax.apply_updates(g_params, updates), g_opt
 
@@ -140,7 +142,7 @@ class SparseICNN:
         f_value, grads = jax.value_and_grad(f_loss)(f_params)
         updates, f_opt = self.optimizer.update(grads, f_opt, f_params)
         f_params = project_nonnegative(optax.apply_updates(f_params, updates))
-        g_value = self._g_loss(g_params, f_params, x, lam)
+        g_value = self._g_loss(g_params, f_params, x, lam, scale)
         return ((f_params, g_params, f_opt, g_opt), lam), {"loss": g_value, "loss_f": f_value}
 
     # -- fitting ---------------------------------------------------------------------------------
@@ -221,7 +223,12 @@ class SparseICNN:
         self._state = (f_params, g_params, self.optimizer.init(f_params), self.optimizer.init(g_params))
         batch_size = int(min(batch_size, len(x), len(y)))
         self._chunk = int(min(self.config["chunk_size"], n_iters))
-        self._runner = make_chunk_runner(partial(self._step, batch_size=batch_size), self._chunk)
+        runner = compiled(  # shared by the models of this configuration, traced from one without data
+            self,
+            ("train", batch_size, self._chunk),
+            lambda: make_chunk_runner(partial(type(self)(**self.config)._step, batch_size=batch_size), self._chunk),
+        )
+        self._runner = partial(runner, consts=(np.float32(self.scale),))
         self.loss_history, self.trajectory = {}, []
         self._fitted = True
         step = 0
@@ -283,9 +290,10 @@ class SparseICNN:
         if not getattr(self, "_fitted", False):
             raise RuntimeError("This SparseICNN is not fitted yet; call `fit` first.")
 
-    @partial(jax.jit, static_argnums=0)
     def _transport_std(self, g_params, x):
-        return self._map(g_params, x)
+        """``T(x)`` of standardised cells, compiled once per configuration (the map reads no data)."""
+        fn = compiled(self, ("transport",), lambda: jax.jit(type(self)(**self.config)._map))
+        return fn(g_params, x)
 
     def transport(self, x: np.ndarray) -> np.ndarray:
         """Map cells: ``T(x)`` (n, G) in the data's units."""

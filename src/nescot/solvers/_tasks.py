@@ -75,6 +75,14 @@ class Standardizer(NamedTuple):
         """Standardise."""
         return (a - self.mean) / self.scale
 
+    def in_trace(self, a):
+        """Standardise inside ``jit`` with traced statistics, bit for bit as with constant ones.
+
+        XLA folds a division by a constant into a product with its reciprocal; doing the same keeps the
+        results of compiled functions shared between models (statistics traced) equal to per-model ones.
+        """
+        return (a - self.mean) * (1.0 / self.scale)
+
     def inverse(self, a):
         """Undo the standardisation."""
         return a * self.scale + self.mean

@@ -25,25 +25,27 @@ def make_chunk_runner(step_fn: StepFn, chunk_size: int) -> Callable:
     Parameters
     ----------
     step_fn
-        ``step_fn(carry, data, key) -> (carry, metrics)``, pure; ``metrics`` a dict of scalars.
+        ``step_fn(carry, data, key, *consts) -> (carry, metrics)``, pure; ``metrics`` a dict of scalars.
     chunk_size
         Steps per compiled call. The number actually run is a traced argument, so a short last
         chunk reuses the same executable.
 
     Returns
     -------
-    ``run(carry, data, base_key, start, n) -> (carry, metrics)``; ``metrics`` holds arrays of
+    ``run(carry, data, base_key, start, n, consts=()) -> (carry, metrics)``; ``metrics`` holds arrays of
     length ``chunk_size`` whose first ``n`` entries are filled. Step ``i`` uses the key
-    ``fold_in(base_key, i)``, so results do not depend on how steps are chunked.
+    ``fold_in(base_key, i)``, so results do not depend on how steps are chunked. ``consts`` (a tuple of
+    pytrees, e.g. data statistics) is passed to every step as traced arguments, so one runner serves
+    models whose constants differ; bind it with ``functools.partial(run, consts=...)``.
     """
 
-    def run(carry, data, base_key, start, n):
-        metrics_shape = jax.eval_shape(lambda c: step_fn(c, data, base_key)[1], carry)
+    def run(carry, data, base_key, start, n, consts=()):
+        metrics_shape = jax.eval_shape(lambda c: step_fn(c, data, base_key, *consts)[1], carry)
         buffers = jax.tree.map(lambda s: jnp.full((chunk_size,), jnp.nan, s.dtype), metrics_shape)
 
         def body(i, val):
             carry, buffers = val
-            carry, metrics = step_fn(carry, data, jax.random.fold_in(base_key, start + i))
+            carry, metrics = step_fn(carry, data, jax.random.fold_in(base_key, start + i), *consts)
             buffers = jax.tree.map(lambda b, m: b.at[i].set(m), buffers, metrics)
             return carry, buffers
 
