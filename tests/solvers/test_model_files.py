@@ -149,8 +149,8 @@ def test_numeric_groups_work(pair):
 
 def test_never_converging_couplings_warn_with_advice(pair):
     x, y = pair
-    model = ns.solvers.GENOT(epsilon=1e-4, scale_cost=1.0, **TINY)
-    model.coupling = ns.solvers.LinearCoupling(epsilon=1e-4, scale_cost=1.0, sinkhorn_kwargs={"max_iterations": 1})
+    coupling = ns.solvers.LinearCoupling(epsilon=1e-4, scale_cost=1.0, sinkhorn_kwargs={"max_iterations": 1})
+    model = ns.solvers.GENOT(coupling=coupling, **TINY)
     with pytest.warns(CouplingConvergenceWarning, match="epsilon"):
         model.fit(x * 100, y * 100, n_iters=2, batch_size=8)
     with warnings.catch_warnings():
@@ -160,3 +160,10 @@ def test_never_converging_couplings_warn_with_advice(pair):
 
 def test_load_of_a_model_file_error_is_a_value_error():
     assert issubclass(ModelFileError, ValueError)
+
+
+def test_ott_cost_whose_settings_ott_drops_is_refused_not_reset(pair):
+    x, y = pair
+    model = ns.solvers.GENOT(cost=costs.Cosine(ridge=0.5), **TINY).fit(x, y, n_iters=2, batch_size=8)
+    with pytest.raises(TypeError, match="does not keep"):
+        model.save("never_written.nescot")

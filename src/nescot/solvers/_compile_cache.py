@@ -73,13 +73,13 @@ def compiled(model: Any, what: Hashable, build: Callable[[], Callable]) -> Calla
     -------
     The cached function, or a new one kept on ``model`` if its configuration is not describable by value.
     """
-    base = config_key(model)
-    if base is None:  # compile once for this instance only
+    base, dims = config_key(model), getattr(model, "dims", None)
+    if base is None:  # compile once for this instance only (per dims: a refit may change them)
         store = model.__dict__.setdefault("_compiled", {})
-        if what not in store:
-            store[what] = build()
-        return store[what]
-    key = (base, getattr(model, "dims", None), what)
+        if (dims, what) not in store:
+            store[dims, what] = build()
+        return store[dims, what]
+    key = (base, dims, what)
     with _lock:
         if key in _cache:
             _cache.move_to_end(key)

@@ -91,15 +91,38 @@ def encode_config(value: Any, where: str = "config") -> Any:
     cls = type(value)
     if cls.__module__ in _OTT_MODULES and hasattr(value, "tree_flatten"):
         children, aux = value.tree_flatten()
-        return {
+        encoded = {
             _OTT: f"{cls.__module__}.{cls.__qualname__}",
             "children": encode_config(tuple(children), f"{where}.children"),
             "aux": encode_config(aux, f"{where}.aux"),
         }
+        # some ott objects leave settings out of their flattening (ott 0.6: Cosine's ridge); storing them would
+        # silently reset those settings, and the compile cache would share traces between different costs
+        if not _same_attributes(value, decode_config(encoded, where)):
+            raise TypeError(
+                f"{where} is {value!r}, whose settings ott does not keep when flattening it, so it cannot be stored "
+                "as data in a model file. Use the cost with its default settings or a cost name."
+            )
+        return encoded
     raise TypeError(
         f"{where} is {value!r} ({cls.__name__}), which cannot be stored as data in a model file. Use a cost "
         "name ('sqeuclidean', 'euclidean', 'cosine') or an ott cost object instead of a function or lambda."
     )
+
+
+def _same_attributes(a: Any, b: Any) -> bool:
+    """Whether two objects of one class hold equal attributes (arrays by value, nested ott objects alike)."""
+    if type(a) is not type(b):
+        return False
+    if hasattr(a, "shape"):
+        return np.array_equal(np.asarray(a), np.asarray(b))
+    if type(a).__module__ in _OTT_MODULES and hasattr(a, "__dict__"):
+        va, vb = vars(a), vars(b)
+        return va.keys() == vb.keys() and all(_same_attributes(va[k], vb[k]) for k in va)
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return False
 
 
 def decode_config(value: Any, where: str = "config") -> Any:
