@@ -62,7 +62,7 @@ def test_missing_solver_is_skipped_and_errors_are_recorded(temp_entries, capsys)
 def test_every_family_registers_and_names_select():
     names = select(None, "full")
     assert {b.family for b in benchmarks.load_all().values()} >= {"genot", "egnot", "sparse_icnn", "translation"}
-    assert select(["genot.speed"], "full") == ["genot.speed.train", "genot.speed.transport"]
+    assert select(["genot.speed"], "full") == ["genot.speed.train", "genot.speed.transport", "genot.speed.compile"]
     assert "genot.scale.cells" in names and "genot.scale.cells" not in select(None, "smoke")
     with pytest.raises(SystemExit, match="No benchmark matches"):
         select(["nope"], "quick")

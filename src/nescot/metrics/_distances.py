@@ -139,10 +139,13 @@ def sinkhorn_divergence(
         scale = float(scale_cost)
     if not (np.isfinite(scale) and scale > 0):
         raise ValueError(f"The cost scale must be a positive number, got {scale} (scale_cost={scale_cost!r}).")
-    value, _ = ott_sd.sinkhorn_divergence(
-        pointcloud.PointCloud, x, y, a=wx, b=wy, epsilon=float(epsilon), scale_cost=scale
-    )
-    return float(value)
+    return float(_sinkhorn_divergence(x, y, wx, wy, jnp.float32(epsilon), jnp.float32(scale)))
+
+
+@jax.jit  # one compilation per shape (ott's solver loops would otherwise compile again at every call)
+def _sinkhorn_divergence(x, y, wx, wy, epsilon, scale) -> jax.Array:
+    value, _ = ott_sd.sinkhorn_divergence(pointcloud.PointCloud, x, y, a=wx, b=wy, epsilon=epsilon, scale_cost=scale)
+    return value
 
 
 def _weighted_feature_means(a: np.ndarray, w: np.ndarray | None, name: str) -> np.ndarray:
