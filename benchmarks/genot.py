@@ -557,7 +557,7 @@ def speed_compile(suite: str) -> dict:
             f"{cfg['cells']}, {cfg['genes']} genes, 20 PCs), {cfg['n_iters']} steps, n_samples=4, in one process; "
             "xla_compiles counts jax's backend-compile events during the call",
             "the cleared-cache call stands for earlier releases, where every new solver instance compiled its "
-            "training and sampling again; compiles left in the shared call are outside the solvers (e.g. the "
-            "held-out metrics' Sinkhorn divergence)",
+            "training and sampling again (they also compiled the held-out metrics' Sinkhorn loops at every call, "
+            "which the cleared call does not repeat: it understates their cost)",
         ],
     }

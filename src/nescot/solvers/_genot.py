@@ -70,7 +70,7 @@ class GENOT(ConditionalSolver):
         Velocity network: MLP widths, embedding width, time-encoding frequencies. ``embed_dim=None`` takes
         ``max(128, 2 * d)``, ``d`` the larger of the source and target dimensions: each input is embedded by one
         layer, and one as narrow as the data loses what the flow needs (at d = 128, widening it from 128 to 256
-        took GENOT from 8.10 to 6.03% cBW2-UVP on the paper-epsilon-0.1 mixture pair, docs/benchmarks.md).
+        took GENOT from 8.1 to 6.0% cBW2-UVP on the paper-epsilon-0.1 mixture pair, docs/benchmarks.md).
     mass_hidden_dims
         Widths of the re-weighting networks.
     learning_rate
