@@ -514,39 +514,28 @@ COMPILE = {
     "quick": {"cells": 1000, "genes": 100, "n_iters": 200, "net": {}},
     "full": {"cells": 4000, "genes": 200, "n_iters": 1000, "net": {}},
 }
-_BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"  # jax records one event per XLA compilation
 
 
 @register("genot.speed.compile", kind="speed")
 def speed_compile(suite: str) -> dict:
     """map_perturbation called three times on data of one shape: cold, after clearing the compile cache, shared."""
-    import jax.monitoring
-
-    from nescot.solvers._compile_cache import clear_compile_cache
+    from nescot.solvers._compile_cache import clear_compile_cache, count_compiles
 
     cfg = COMPILE[suite]
     adata = ns.datasets.simulate_perturbation(cfg["cells"], cfg["cells"], cfg["genes"], n_comps=20, seed=0)
-    compiles = [0]
-
-    def listen(event: str, duration: float, **kwargs) -> None:
-        compiles[0] += event == _BACKEND_COMPILE
 
     def call() -> tuple[float, int]:
-        before = compiles[0]
-        _, secs = wall(lambda: ns.tl.map_perturbation(
-            adata.copy(), "condition", "control", "drug", n_iters=cfg["n_iters"], n_samples=4,
-            solver_kwargs={**cfg["net"], "chunk_size": 50}, seed=0))  # fmt: skip
-        return secs, compiles[0] - before
+        with count_compiles() as compiles:
+            _, secs = wall(lambda: ns.tl.map_perturbation(
+                adata.copy(), "condition", "control", "drug", n_iters=cfg["n_iters"], n_samples=4,
+                solver_kwargs={**cfg["net"], "chunk_size": 50}, seed=0))  # fmt: skip
+        return secs, compiles[0]
 
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
-        clear_compile_cache()
-        rows = [("first call (cold)", *call())]
-        clear_compile_cache()  # what every call cost when solvers compiled per instance
-        rows.append(("second call, compile cache cleared", *call()))
-        rows.append(("third call, compile cache shared", *call()))
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
+    clear_compile_cache()
+    rows = [("first call (cold)", *call())]
+    clear_compile_cache()  # what every call cost when solvers compiled per instance
+    rows.append(("second call, compile cache cleared", *call()))
+    rows.append(("third call, compile cache shared", *call()))
     return {
         "rows": [
             {"call": name, "wall_s": secs, "xla_compiles": n, "ratio_vs_cleared": secs / rows[1][1]}

@@ -2,39 +2,20 @@
 
 import gc
 import weakref
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-import jax.monitoring
 import numpy as np
 import pytest
 from ott.geometry import costs, regularizers
 
 import nescot as ns
 from nescot.solvers import _compile_cache
-from nescot.solvers._compile_cache import clear_compile_cache, compiled, config_key
+from nescot.solvers._compile_cache import clear_compile_cache, compiled, config_key, count_compiles
 from nescot.solvers._data import ArrayRows
 
 # a configuration no other test uses, so the first model of each test compiles and later ones may not
 CONFIG = {"hidden_dims": (24, 24), "embed_dim": 8, "n_frequencies": 3, "mass_hidden_dims": (8,), "chunk_size": 5}
 FIT = {"n_iters": 10, "batch_size": 16}
-_BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"  # recorded once per XLA compilation
-
-
-@contextmanager
-def count_compiles():
-    """Count XLA backend compilations in the block: ``with count_compiles() as n: ...; n[0]``."""
-    count = [0]
-
-    def listen(event: str, duration: float, **kwargs) -> None:
-        if event == _BACKEND_COMPILE:
-            count[0] += 1
-
-    jax.monitoring.register_event_duration_secs_listener(listen)
-    try:
-        yield count
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
 
 
 def _data(seed: int, n: int = 60) -> tuple[np.ndarray, np.ndarray]:

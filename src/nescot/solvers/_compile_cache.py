@@ -18,11 +18,15 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
+
+import jax.monitoring
 
 from ._model_file import _coupling_classes, config_to_json
 
+_BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"  # jax records one per XLA compilation
 _MAX_ENTRIES = 32  # compiled functions kept; each holds its executables (a few MB at most)
 _cache: OrderedDict[Hashable, Callable] = OrderedDict()
 _lock = threading.Lock()
@@ -100,3 +104,18 @@ def clear_compile_cache() -> None:
     with _lock:
         _cache.clear()
     _mixture_fit_runner.cache_clear()
+
+
+@contextmanager
+def count_compiles() -> Iterator[list[int]]:
+    """Count XLA backend compilations in the block: ``with count_compiles() as n: ...``, then ``n[0]``."""
+    count = [0]
+
+    def listen(event: str, duration: float, **kwargs) -> None:
+        count[0] += event == _BACKEND_COMPILE
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        yield count
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)

@@ -226,7 +226,7 @@ class SparseICNN:
         runner = compiled(  # shared by the models of this configuration, traced from one without data
             self,
             ("train", batch_size, self._chunk),
-            lambda: make_chunk_runner(partial(type(self)(**self.config)._step, batch_size=batch_size), self._chunk),
+            lambda: make_chunk_runner(partial(self._template()._step, batch_size=batch_size), self._chunk),
         )
         self._runner = partial(runner, consts=(np.float32(self.scale),))
         self.loss_history, self.trajectory = {}, []
@@ -290,9 +290,13 @@ class SparseICNN:
         if not getattr(self, "_fitted", False):
             raise RuntimeError("This SparseICNN is not fitted yet; call `fit` first.")
 
+    def _template(self) -> SparseICNN:
+        """Return a model of this configuration without data (compiled functions, shared, are traced from it)."""
+        return type(self)(**self.config)
+
     def _transport_std(self, g_params, x):
         """``T(x)`` of standardised cells, compiled once per configuration (the map reads no data)."""
-        fn = compiled(self, ("transport",), lambda: jax.jit(type(self)(**self.config)._map))
+        fn = compiled(self, ("transport",), lambda: jax.jit(self._template()._map))
         return fn(g_params, x)
 
     def transport(self, x: np.ndarray) -> np.ndarray:
