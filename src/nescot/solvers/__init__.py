@@ -1,29 +1,19 @@
 """Pure-JAX solvers: arrays in, arrays out; no AnnData here."""
 
-from ._base import ConditionalSolver
+from ._base import ConditionalSolver, MapSolver
 from ._couplings import Coupling, CouplingOutput, LinearCoupling, QuadraticCoupling, batch_size_sensitivity
 from ._data import RowSource, SampleSource
 from ._egnot import EgNOT
 from ._genot import GENOT
-from ._global_couplings import EgNOTCoupling, GlobalCoupling, MixturePotentialCoupling
+from ._global_couplings import EgNOTCoupling, GlobalCoupling, MixturePotentialCoupling, coupling_kind, make_coupling
 from ._model_file import MODEL_FILE_VERSION, ModelFileError
 from ._plan_coupling import SubsamplePlanCoupling
+from ._registry import get_solver, register_solver, registered_solvers
 from ._sparse_icnn import SparseICNN, entropic_elastic_map, sparsity_penalty
 from ._training import TrainingDivergedError
 
-_SOLVERS: dict[str, type[ConditionalSolver]] = {"genot": GENOT, "egnot": EgNOT}
-
-
-def get_solver(name: str) -> type[ConditionalSolver]:
-    """Return the conditional solver class registered under ``name``."""
-    if name not in _SOLVERS:
-        raise ValueError(f"Unknown solver {name!r}; choose from {sorted(_SOLVERS)}.")
-    return _SOLVERS[name]
-
-
-def register_solver(name: str, cls: type[ConditionalSolver]) -> None:
-    """Register a conditional solver class so ``tl`` functions accept ``solver=name``."""
-    _SOLVERS[name] = cls
+register_solver("genot", GENOT)
+register_solver("egnot", EgNOT)
 
 
 __all__ = [
@@ -35,6 +25,7 @@ __all__ = [
     "GENOT",
     "GlobalCoupling",
     "LinearCoupling",
+    "MapSolver",
     "MODEL_FILE_VERSION",
     "MixturePotentialCoupling",
     "ModelFileError",
@@ -45,8 +36,11 @@ __all__ = [
     "SubsamplePlanCoupling",
     "TrainingDivergedError",
     "batch_size_sensitivity",
+    "coupling_kind",
     "entropic_elastic_map",
     "get_solver",
+    "make_coupling",
     "register_solver",
+    "registered_solvers",
     "sparsity_penalty",
 ]

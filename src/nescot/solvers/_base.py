@@ -1,4 +1,12 @@
-"""Interface shared by the conditional (one-to-many) solvers, and their save / load."""
+"""The solver contract: the interface shared by every solver, its save / load, and the shared input checks.
+
+Every solver is a :class:`ConditionalSolver`: a model of the conditional law ``y | x`` of a transport plan,
+fitted by ``fit(source, target, *, condition, n_iters, batch_size, seed)`` and sampled by
+``transport(x, condition, *, n_samples, seed) -> (n, n_samples, d_target)``. Solvers that learn from a
+coupling take it as the constructor argument ``coupling`` and say which kinds they accept in
+``coupling_kinds``; the ``tl`` functions build the coupling from the user's cost, epsilon and marginals and hand it
+over. A :class:`MapSolver` is the deterministic case (``y = T(x)``). docs/adding_a_solver.md walks through it.
+"""
 
 from __future__ import annotations
 
@@ -122,10 +130,23 @@ class ConditionalSolver(abc.ABC):
     """A fitted model of a conditional law y | x (an entropic OT plan), sampled by ``transport``.
 
     Subclasses implement ``fit``, ``transport``, ``_get_state`` / ``_set_state`` and keep every
-    constructor argument in ``self.config`` so a saved model can be rebuilt.
+    constructor argument in ``self.config`` so a saved model can be rebuilt. Their class attributes tell the
+    ``tl`` functions what they can do:
+
+    - ``name``: the name they are registered and saved under (:func:`~nescot.solvers.register_solver`);
+    - ``coupling_kinds``: the kinds of ``coupling`` the constructor accepts (see
+      :func:`~nescot.solvers.coupling_kind`): ``"linear"`` (an entropic problem between cells of one space),
+      ``"quadratic"`` (Gromov-Wasserstein / fused, across spaces), ``"global"`` (a model of the population plan
+      fitted before training); empty for solvers with their own objective, which take no coupling;
+    - ``supports_unbalanced``: whether unbalanced couplings (``tau_a`` or ``tau_b`` < 1) are learned, with
+      per-cell masses (:meth:`mass`);
+    - ``supports_conditions``: whether several (source, target) pairs with a ``condition`` are learned jointly.
     """
 
     name: ClassVar[str]
+    coupling_kinds: ClassVar[frozenset[str]] = frozenset()
+    supports_unbalanced: ClassVar[bool] = False
+    supports_conditions: ClassVar[bool] = True
     dims: tuple[int, int, int]  # (d_x, d_y, d_c), set by fit
     config: dict[str, Any]
     loss_history: dict[str, np.ndarray]
@@ -138,6 +159,26 @@ class ConditionalSolver(abc.ABC):
     def _check_fitted(self) -> None:
         if not self.is_fitted:
             raise RuntimeError(f"This {type(self).__name__} is not fitted yet; call `fit` first.")
+
+    @classmethod
+    def check_coupling(cls, coupling: Any) -> str:
+        """Return the kind of ``coupling``; ``TypeError`` / ``ValueError`` naming the solver if it cannot learn from it."""
+        from ._global_couplings import coupling_kind
+
+        kind = coupling_kind(coupling)
+        if kind not in cls.coupling_kinds:
+            takes = sorted(cls.coupling_kinds) or ["none (it has its own objective)"]
+            raise TypeError(
+                f"{cls.__name__} cannot learn from a {kind} coupling ({type(coupling).__name__}); it takes: "
+                f"{', '.join(takes)}."
+            )
+        if not getattr(coupling, "is_balanced", True) and not cls.supports_unbalanced:
+            raise ValueError(
+                f"{cls.__name__} is balanced: the coupling's tau_a and tau_b must be 1, got "
+                f"{getattr(coupling, 'tau_a', '?')} and {getattr(coupling, 'tau_b', '?')}; use GENOT for unbalanced "
+                "problems."
+            )
+        return kind
 
     @abc.abstractmethod
     def fit(self, source, target, *, condition=None, **kwargs) -> ConditionalSolver:
@@ -223,7 +264,9 @@ class ConditionalSolver(abc.ABC):
         """
         self._check_fitted()
         config = config_to_json(self.config, type(self).__name__)
-        return write_model_file(path, self.name, config, self._get_state(), history=self.loss_history)
+        return write_model_file(
+            path, self.name, config, self._get_state(), history=self.loss_history, extra=self._get_extra()
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> ConditionalSolver:
@@ -239,14 +282,14 @@ class ConditionalSolver(abc.ABC):
             A ``ValueError`` naming the file, if it is not a complete model file of this format version or
             holds another model type.
         """
-        from . import _SOLVERS
+        from ._registry import registered_solvers
 
         path = Path(path)
         content = read_model_file(path)
-        name = content["solver"]
-        if name not in _SOLVERS:
-            raise ModelFileError(f"{path} holds a {name!r} model, which is not a registered solver {sorted(_SOLVERS)}.")
-        solver_cls = _SOLVERS[name]
+        name, solvers = content["solver"], registered_solvers()
+        if name not in solvers:
+            raise ModelFileError(f"{path} holds a {name!r} model, which is not a registered solver {sorted(solvers)}.")
+        solver_cls = solvers[name]
         if cls is not ConditionalSolver and not issubclass(solver_cls, cls):
             raise ModelFileError(f"{path} holds a {name!r} model, not a {cls.__name__} ({cls.name!r}).")
         try:
@@ -266,8 +309,16 @@ class ConditionalSolver(abc.ABC):
         if template is not None:
             check_state_like(model._get_state(), template, path)
         model.loss_history = {k: np.asarray(v) for k, v in content["history"].items()}
+        model._set_extra(content["extra"])
         model._fitted = True
         return model
+
+    def _get_extra(self) -> dict[str, Any]:
+        """Further JSON data saved with the model (e.g. a training trajectory); none by default."""
+        return {}
+
+    def _set_extra(self, extra: dict[str, Any]) -> None:
+        """Restore what :meth:`_get_extra` returned."""
 
     def _state_template(self) -> dict[str, Any] | None:
         """Shapes of the state expected after ``_set_state`` (to validate loaded files); ``None`` skips the check."""
@@ -276,3 +327,34 @@ class ConditionalSolver(abc.ABC):
             return None
         params = jax.eval_shape(init, jax.random.key(0))
         return {"params": params}
+
+
+class MapSolver(ConditionalSolver):
+    """A solver whose conditional law is a point mass: each source cell goes to one target point ``T(x)``.
+
+    Subclasses implement :meth:`push` (the map) besides ``fit`` and the state methods; ``transport`` repeats
+    ``T(x)`` ``n_samples`` times, so map solvers run through every tool that samples conditional laws.
+    """
+
+    supports_conditions: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def push(self, x: np.ndarray) -> np.ndarray:
+        """The map ``T(x)``: array (n, d_target) in the target's units."""
+
+    def transport(self, x, condition=None, *, n_samples: int = 1, seed: int = 0) -> np.ndarray:
+        """``T(x)`` repeated ``n_samples`` times: array (n, n_samples, d_target) (``seed`` is unused)."""
+        if condition is not None:
+            raise ValueError(f"{type(self).__name__} takes no `condition`.")
+        t = self.push(x)
+        return np.repeat(t[:, None], check_positive_int(n_samples, "n_samples"), axis=1)
+
+    def predict(self, x, condition=None, *, n_samples: int = 32, seed: int = 0) -> np.ndarray:
+        """``T(x)`` (the conditional mean of a point mass): array (n, d_target)."""
+        if condition is not None:
+            raise ValueError(f"{type(self).__name__} takes no `condition`.")
+        return self.push(x)
+
+    def displacement(self, x: np.ndarray) -> np.ndarray:
+        """``T(x) - x`` (n, d), for maps within one space."""
+        return self.push(x) - np.asarray(x, np.float32)

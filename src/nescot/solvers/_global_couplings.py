@@ -357,3 +357,25 @@ def make_coupling(
             )
         return MixturePotentialCoupling(epsilon=epsilon, scale_cost=scale_cost)
     return EgNOTCoupling(cost=cost, epsilon=epsilon, scale_cost=scale_cost)
+
+
+def coupling_kind(coupling: Any) -> str:
+    """The kind of a coupling object, as solvers declare it in ``coupling_kinds``.
+
+    ``"linear"``: :class:`~nescot.solvers.LinearCoupling` (an entropic problem within one space);
+    ``"quadratic"``: :class:`~nescot.solvers.QuadraticCoupling` (Gromov-Wasserstein / fused, across spaces);
+    ``"global"``: a model of the population plan fitted before training (:class:`GlobalCoupling`: mixture,
+    EgNOT teacher, a plan solved once on a subsample). Anything else is ``TypeError``.
+    """
+    from ._couplings import LinearCoupling, QuadraticCoupling
+
+    if isinstance(coupling, LinearCoupling):
+        return "linear"
+    if isinstance(coupling, QuadraticCoupling):
+        return "quadratic"
+    if isinstance(coupling, GlobalCoupling):
+        return "global"
+    raise TypeError(
+        f"A coupling must be a LinearCoupling, a QuadraticCoupling or a global coupling (fit / draw), got "
+        f"{type(coupling).__name__}."
+    )
