@@ -44,7 +44,7 @@ def coupling_runner(model: GENOT, batch_size: int, chunk: int):
         k_batch, k_pick = jax.random.split(key)
         batch = sample_batch(data, k_batch, batch_size)
         out = model.coupling(batch.x, batch.y)
-        picks = sample_conditional_indices(k_pick, out.plan, model.k)
+        picks = sample_conditional_indices(k_pick, out.plan, model.n_samples_per_source)
         y1 = model.y_scaler(batch.y)[picks]
         return carry + jnp.sum(y1[:, 0, 0]), {"converged": out.converged.astype(jnp.float32)}
 

@@ -116,25 +116,6 @@ class LazyRows:
         return total / max(1, len(self))
 
 
-def _element(adata: AnnData, rep: str) -> Any:
-    if rep == "X":
-        return adata.X
-    if rep in adata.obsm:
-        return adata.obsm[rep]
-    if rep in adata.layers:
-        return adata.layers[rep]
-    raise KeyError(
-        f"Representation {rep!r} not found: it is neither 'X', a key of adata.obsm "
-        f"({sorted(adata.obsm)}) nor of adata.layers ({sorted(adata.layers)})."
-    )
-
-
-def lazy_rep(adata: AnnData, rep: str) -> LazyRows | None:
-    """Return a :class:`LazyRows` of ``rep`` if it is stored on disk (backed ``X``, lazy layers), else ``None``."""
-    arr = _element(adata, rep)
-    return LazyRows(arr, name=f"representation {rep!r}") if is_lazy(arr) else None
-
-
 def take_rows(data: np.ndarray | LazyRows, rows: np.ndarray) -> np.ndarray | LazyRows:
     """``data[rows]``, kept on disk (a lazy view) when ``data`` is a :class:`LazyRows`."""
     return data.subset(rows) if isinstance(data, LazyRows) else data[rows]
@@ -186,7 +167,9 @@ def rep_source(data: AnnData | str | Path, rep: str = "X", rows: np.ndarray | No
     A :class:`LazyRows` reading the requested rows on demand.
     """
     if isinstance(data, AnnData):
-        return LazyRows(_element(data, rep), rows, name=f"representation {rep!r}")
+        from ._rep import rep_element
+
+        return LazyRows(rep_element(data, rep), rows, name=f"representation {rep!r}")
     group = _open_group(data)
     key = "X" if rep == "X" else next((f"{k}/{rep}" for k in ("layers", "obsm") if f"{k}/{rep}" in group), None)
     if key is None or key not in group:

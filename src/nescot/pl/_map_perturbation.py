@@ -8,7 +8,7 @@ import numpy as np
 from anndata import AnnData
 from matplotlib.axes import Axes
 
-from ..tl._utils import get_rep
+from ..io._rep import get_rep
 from ._utils import finish, get_uns, new_axes
 
 

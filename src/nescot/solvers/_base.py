@@ -136,17 +136,22 @@ class ConditionalSolver(abc.ABC):
     - ``name``: the name they are registered and saved under (:func:`~nescot.solvers.register_solver`);
     - ``coupling_kinds``: the kinds of ``coupling`` the constructor accepts (see
       :func:`~nescot.solvers.coupling_kind`): ``"linear"`` (an entropic problem between cells of one space),
-      ``"quadratic"`` (Gromov-Wasserstein / fused, across spaces), ``"global"`` (a model of the population plan
-      fitted before training); empty for solvers with their own objective, which take no coupling;
+      ``"quadratic"`` (Gromov-Wasserstein / fused, across spaces), ``"plan"`` (one plan solved before training on a
+      subsample), ``"global"`` (another model of the population plan fitted before training); empty for solvers
+      with their own objective, which take no coupling;
     - ``supports_unbalanced``: whether unbalanced couplings (``tau_a`` or ``tau_b`` < 1) are learned, with
       per-cell masses (:meth:`mass`);
-    - ``supports_conditions``: whether several (source, target) pairs with a ``condition`` are learned jointly.
+    - ``supports_conditions``: whether several (source, target) pairs with a ``condition`` are learned jointly;
+    - ``solves_batch_plans``: whether linear and quadratic couplings are solved on each training batch (GENOT's
+      mini-batch plans, whose bias ``tl.map_perturbation`` diagnoses), rather than describing the problem whose
+      population plan the solver learns (EgNOT).
     """
 
     name: ClassVar[str]
     coupling_kinds: ClassVar[frozenset[str]] = frozenset()
     supports_unbalanced: ClassVar[bool] = False
     supports_conditions: ClassVar[bool] = True
+    solves_batch_plans: ClassVar[bool] = False
     dims: tuple[int, int, int]  # (d_x, d_y, d_c), set by fit
     config: dict[str, Any]
     loss_history: dict[str, np.ndarray]
@@ -162,7 +167,7 @@ class ConditionalSolver(abc.ABC):
 
     @classmethod
     def check_coupling(cls, coupling: Any) -> str:
-        """Return the kind of ``coupling``; ``TypeError`` / ``ValueError`` naming the solver if it cannot learn from it."""
+        """Return the kind of ``coupling``; ``TypeError`` / ``ValueError`` naming the solver if it cannot use it."""
         from ._global_couplings import coupling_kind
 
         kind = coupling_kind(coupling)
@@ -319,6 +324,7 @@ class ConditionalSolver(abc.ABC):
 
     def _set_extra(self, extra: dict[str, Any]) -> None:
         """Restore what :meth:`_get_extra` returned."""
+        del extra  # nothing to restore by default
 
     def _state_template(self) -> dict[str, Any] | None:
         """Shapes of the state expected after ``_set_state`` (to validate loaded files); ``None`` skips the check."""
@@ -340,7 +346,7 @@ class MapSolver(ConditionalSolver):
 
     @abc.abstractmethod
     def push(self, x: np.ndarray) -> np.ndarray:
-        """The map ``T(x)``: array (n, d_target) in the target's units."""
+        """Return the map ``T(x)``: array (n, d_target) in the target's units."""
 
     def transport(self, x, condition=None, *, n_samples: int = 1, seed: int = 0) -> np.ndarray:
         """``T(x)`` repeated ``n_samples`` times: array (n, n_samples, d_target) (``seed`` is unused)."""

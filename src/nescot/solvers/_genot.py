@@ -83,6 +83,9 @@ class GENOT(ConditionalSolver):
     """
 
     name = "genot"
+    coupling_kinds = frozenset({"linear", "quadratic", "global", "plan"})
+    supports_unbalanced = True
+    solves_batch_plans = True
 
     def __init__(
         self,
@@ -110,13 +113,13 @@ class GENOT(ConditionalSolver):
         self.coupling = make_coupling(
             coupling, cost=cost, epsilon=epsilon, scale_cost=scale_cost, tau_a=tau_a, tau_b=tau_b
         )
-        self.is_global = isinstance(self.coupling, GlobalCoupling)
+        self.is_global = type(self).check_coupling(self.coupling) in ("global", "plan")
         if int(n_samples_per_source) < 1:
             raise ValueError(f"`n_samples_per_source` must be >= 1, got {n_samples_per_source}.")
         if not float(learning_rate) > 0:
             raise ValueError(f"`learning_rate` must be > 0, got {learning_rate}.")
         check_ode_solver(ode_solver, ode_steps)
-        self.k = int(n_samples_per_source)
+        self.n_samples_per_source = int(n_samples_per_source)
         self.unbalanced = not getattr(self.coupling, "is_balanced", True)
         self.loss_history: dict[str, np.ndarray] = {}
         self._runner: Callable | None = None
@@ -127,8 +130,9 @@ class GENOT(ConditionalSolver):
         self.dims = (dim_x, dim_y, dim_c)
         embed_dim = cfg["embed_dim"] or default_embed_dim(dim_x, dim_y)
         self.vf = ConditionalVelocityField(dim_y, tuple(cfg["hidden_dims"]), embed_dim, cfg["n_frequencies"])
-        self.eta = MassNetwork(tuple(cfg["mass_hidden_dims"]))
-        self.xi = MassNetwork(tuple(cfg["mass_hidden_dims"]))
+        # relative masses of source and target cells (eta and xi in the paper; the model file keeps those keys)
+        self.source_mass_net = MassNetwork(tuple(cfg["mass_hidden_dims"]))
+        self.target_mass_net = MassNetwork(tuple(cfg["mass_hidden_dims"]))
         self.optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(cfg["learning_rate"]))
 
     def _scalers(self, scalers: tuple[Standardizer, Standardizer] | None) -> tuple[Standardizer, Standardizer]:
@@ -141,12 +145,12 @@ class GENOT(ConditionalSolver):
         one = jnp.zeros((1, 1))
         params = {"vf": self.vf.init(k_vf, one, jnp.zeros((1, dim_y)), jnp.zeros((1, dim_x)), jnp.zeros((1, dim_c)))}
         if self.unbalanced:
-            params["eta"] = self.eta.init(k_eta, jnp.zeros((1, dim_x)), jnp.zeros((1, dim_c)))
-            params["xi"] = self.xi.init(k_xi, jnp.zeros((1, dim_y)), jnp.zeros((1, dim_c)))
+            params["eta"] = self.source_mass_net.init(k_eta, jnp.zeros((1, dim_x)), jnp.zeros((1, dim_c)))
+            params["xi"] = self.target_mass_net.init(k_xi, jnp.zeros((1, dim_y)), jnp.zeros((1, dim_c)))
         return params
 
     # -- training --------------------------------------------------------------------------------
-    def _repair(self, key: jax.Array, z: jax.Array, y: jax.Array) -> jax.Array:
+    def _pair_noise_with_targets(self, key: jax.Array, z: jax.Array, y: jax.Array) -> jax.Array:
         """Re-pair each source's k noises with its k targets by a small entropic OT (straighter paths)."""
         small = LinearCoupling("sqeuclidean", epsilon=0.01, scale_cost="mean")
 
@@ -160,10 +164,10 @@ class GENOT(ConditionalSolver):
         """Standardised sources (B, d_x), k targets per source (B, k, d_y), and the batch plan (or ``None``)."""
         x_scaler, y_scaler = scalers
         if self.is_global:
-            x, y1 = self.coupling.draw(coupling_state, key, batch, self.k)
+            x, y1 = self.coupling.draw(coupling_state, key, batch, self.n_samples_per_source)
             return x_scaler.in_trace(x), y_scaler.in_trace(y1), None
         coupled = self.coupling(batch.x, batch.y)
-        picks = sample_conditional_indices(key, coupled.plan, self.k)  # (B, k)
+        picks = sample_conditional_indices(key, coupled.plan, self.n_samples_per_source)  # (B, k)
         return x_scaler.in_trace(batch.x), y_scaler.in_trace(batch.y)[picks], coupled
 
     def _train_step(self, carry, batch: Batch, key: jax.Array, scalers: tuple[Standardizer, ...] | None = None):
@@ -176,21 +180,24 @@ class GENOT(ConditionalSolver):
         keys = jax.random.split(key, 4)
         x, y1, coupled = self._pairs(coupling_state, batch, keys[0], scalers)
         z = jax.random.normal(keys[1], y1.shape)
-        if self.config["repair_noise"] and self.k > 1:
-            z = self._repair(keys[2], z, y1)
+        k = self.n_samples_per_source
+        if self.config["repair_noise"] and k > 1:
+            z = self._pair_noise_with_targets(keys[2], z, y1)
         t = jax.random.uniform(keys[3], y1.shape[:2] + (1,))
         x_t, u = (1.0 - t) * z + t * y1, y1 - z
         d_y = y1.shape[-1]
-        src, cond = jnp.repeat(x, self.k, axis=0), jnp.repeat(batch.condition, self.k, axis=0)
+        src, cond = jnp.repeat(x, k, axis=0), jnp.repeat(batch.condition, k, axis=0)
 
         def loss_fn(params):
             v = self.vf.apply(params["vf"], t.reshape(-1, 1), x_t.reshape(-1, d_y), src, cond)
             losses = {"loss": jnp.mean(jnp.sum((v - u.reshape(-1, d_y)) ** 2, axis=-1))}
             if self.unbalanced:
                 mass_a, mass_b = relative_marginals(coupled.plan)
-                losses["loss_eta"] = jnp.mean((self.eta.apply(params["eta"], x, batch.condition) - mass_a) ** 2)
+                source_mass = self.source_mass_net.apply(params["eta"], x, batch.condition)
+                losses["loss_source_mass"] = jnp.mean((source_mass - mass_a) ** 2)
                 y = scalers[1].in_trace(batch.y)
-                losses["loss_xi"] = jnp.mean((self.xi.apply(params["xi"], y, batch.condition) - mass_b) ** 2)
+                target_mass = self.target_mass_net.apply(params["xi"], y, batch.condition)
+                losses["loss_target_mass"] = jnp.mean((target_mass - mass_b) ** 2)
             return sum(losses.values()), losses
 
         grads, losses = jax.grad(loss_fn, has_aux=True)(params)
@@ -411,7 +418,7 @@ class GENOT(ConditionalSolver):
         if not self.unbalanced:
             return None
         x_std, cond = self._prepare(x, condition)
-        return np.asarray(jax.jit(self.eta.apply)(self.params["eta"], x_std, cond))
+        return np.asarray(jax.jit(self.source_mass_net.apply)(self.params["eta"], x_std, cond))
 
     def target_mass(self, y: np.ndarray, condition: np.ndarray | None = None) -> np.ndarray | None:
         """Learned relative mass of target cells (``xi(y)``), ``None`` for a balanced model."""
@@ -421,7 +428,7 @@ class GENOT(ConditionalSolver):
         y = self.y_scaler(np.asarray(y, np.float32))
         cond = np.zeros((len(y), self.dims[2]), np.float32) if condition is None else condition
         cond = np.broadcast_to(np.asarray(cond, np.float32), (len(y), self.dims[2]))
-        return np.asarray(jax.jit(self.xi.apply)(self.params["xi"], y, cond))
+        return np.asarray(jax.jit(self.target_mass_net.apply)(self.params["xi"], y, cond))
 
     # -- persistence -----------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:

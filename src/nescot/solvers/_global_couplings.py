@@ -360,19 +360,24 @@ def make_coupling(
 
 
 def coupling_kind(coupling: Any) -> str:
-    """The kind of a coupling object, as solvers declare it in ``coupling_kinds``.
+    """Return the kind of a coupling object, as solvers declare it in ``coupling_kinds``.
 
     ``"linear"``: :class:`~nescot.solvers.LinearCoupling` (an entropic problem within one space);
     ``"quadratic"``: :class:`~nescot.solvers.QuadraticCoupling` (Gromov-Wasserstein / fused, across spaces);
-    ``"global"``: a model of the population plan fitted before training (:class:`GlobalCoupling`: mixture,
-    EgNOT teacher, a plan solved once on a subsample). Anything else is ``TypeError``.
+    ``"plan"``: one discrete plan solved before training on a subsample of the cells
+    (:class:`~nescot.solvers.SubsamplePlanCoupling`, e.g. of a quadratic coupling across spaces);
+    ``"global"``: another model of the population plan fitted before training (:class:`GlobalCoupling`:
+    the Gaussian-mixture potential, the EgNOT teacher). Anything else is ``TypeError``.
     """
     from ._couplings import LinearCoupling, QuadraticCoupling
+    from ._plan_coupling import SubsamplePlanCoupling
 
     if isinstance(coupling, LinearCoupling):
         return "linear"
     if isinstance(coupling, QuadraticCoupling):
         return "quadratic"
+    if isinstance(coupling, SubsamplePlanCoupling):
+        return "plan"
     if isinstance(coupling, GlobalCoupling):
         return "global"
     raise TypeError(

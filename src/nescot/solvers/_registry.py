@@ -57,5 +57,5 @@ def get_solver(name: str) -> type[ConditionalSolver]:
 
 
 def registered_solvers() -> dict[str, type[ConditionalSolver]]:
-    """A copy of the registry: ``{name: class}``."""
+    """Return a copy of the registry: ``{name: class}``."""
     return dict(_SOLVERS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,13 +9,14 @@ import numpy as np
 from anndata import AnnData
 
 from .._settings import logger
-from ..io._lazy import column_mean, lazy_rep, take_rows
+from ..io._lazy import column_mean, take_rows
+from ..io._rep import check_finite, get_rep
 from ..metrics import compare_populations
-from ..solvers import ConditionalSolver, GlobalCoupling, batch_size_sensitivity, get_solver
+from ..solvers import ConditionalSolver, batch_size_sensitivity, coupling_kind, make_coupling
 from ..solvers._base import check_training_args
+from ._solver import build_solver, coupling_label, solver_class
 from ._utils import (
     as_group_list,
-    check_finite,
     check_fit_kwargs,
     check_groupby,
     check_key_added,
@@ -24,7 +24,6 @@ from ._utils import (
     check_seed,
     fill_rows,
     get_group_masks,
-    get_rep,
     relative_mass,
     split_holdout,
     write_results,
@@ -52,14 +51,13 @@ def _coupling_diagnostic(
     model: ConditionalSolver, x: np.ndarray, y: np.ndarray | Any, batch_size: int, seed: int
 ) -> dict[str, float] | None:
     """Batch-size sensitivity of the model's mini-batch coupling on the user's cells (GENOT-like solvers)."""
-    coupling = getattr(model, "coupling", None)
-    if coupling is None or isinstance(coupling, GlobalCoupling):  # a global coupling has no batch to vary
-        return None
+    if not model.solves_batch_plans or coupling_kind(model.coupling) not in ("linear", "quadratic"):
+        return None  # no mini-batch plans to vary
     if min(len(x), len(y)) <= batch_size:  # batches already hold all cells: no bias to measure
         return None
     rows = np.random.default_rng(seed).choice(len(y), min(len(y), 4 * int(batch_size)), replace=False)
     y_sub = np.asarray(y[np.sort(rows)], np.float32)
-    out = batch_size_sensitivity(coupling, x, y_sub, int(batch_size), seed=seed)
+    out = batch_size_sensitivity(model.coupling, x, y_sub, int(batch_size), seed=seed)
     if out["batch_sensitivity"] > BATCH_SENSITIVITY_WARNING:
         logger.warning(
             "The mini-batch coupling's conditionals change by %.2f of the target's variance when batches grow from "
@@ -71,28 +69,38 @@ def _coupling_diagnostic(
     return out
 
 
-def _coupling_argument(
-    solver: str, coupling: str | None, tau_a: float, tau_b: float, solver_kwargs: dict | None
-) -> dict[str, Any]:
-    """``{"coupling": ...}`` for solvers that take one, ``{}`` otherwise; an error if one was asked of another."""
-    takes_coupling = "coupling" in inspect.signature(get_solver(solver)).parameters
-    if solver_kwargs and "coupling" in solver_kwargs:
+def _coupling(
+    cls: type[ConditionalSolver],
+    coupling: Any,
+    *,
+    cost: Any,
+    epsilon: float | None,
+    scale_cost: float | str,
+    tau_a: float,
+    tau_b: float,
+) -> Any:
+    """Return the coupling ``map_perturbation`` hands to the solver, built from the user's problem.
+
+    ``None`` picks, for solvers that take global couplings, the benchmarks' choice (:data:`DEFAULT_COUPLING`) when
+    the problem is balanced, else the linear problem itself; solvers with their own objective get none.
+    """
+    if not isinstance(coupling, str | None):
+        return coupling  # a ready coupling object
+    if not cls.coupling_kinds:
         if coupling is not None:
-            raise ValueError("Pass `coupling` once: as an argument or in `solver_kwargs`, not both.")
-        return {}
-    if not takes_coupling:
-        if coupling is not None:
-            raise ValueError(f"Solver {solver!r} takes no `coupling` (got {coupling!r}); leave it None.")
-        return {}
+            raise ValueError(f"Solver {cls.name!r} has its own objective and takes no `coupling` (got {coupling!r}).")
+        if tau_a != 1.0 or tau_b != 1.0:
+            raise ValueError(f"Solver {cls.name!r} is balanced: tau_a and tau_b must be 1, got {tau_a} and {tau_b}.")
+        if (cost, epsilon, scale_cost) != ("sqeuclidean", 0.05, "mean"):
+            raise ValueError(
+                f"Solver {cls.name!r} has its own objective: `cost`, `epsilon` and `scale_cost` do not apply to it "
+                f"(got {cost!r}, {epsilon!r}, {scale_cost!r}); leave them at their defaults."
+            )
+        return None
+    balanced = tau_a == 1.0 and tau_b == 1.0
     if coupling is None:
-        coupling = DEFAULT_COUPLING if tau_a == 1.0 and tau_b == 1.0 else "minibatch"
-    return {"coupling": coupling}
-
-
-def _coupling_name(model: ConditionalSolver) -> str:
-    """Name the coupling a model was trained on, for ``.uns`` (``"none"`` for solvers without one)."""
-    coupling = getattr(model, "coupling", None)
-    return "none" if coupling is None else type(coupling).__name__
+        coupling = DEFAULT_COUPLING if "global" in cls.coupling_kinds and balanced else "minibatch"
+    return make_coupling(coupling, cost=cost, epsilon=epsilon, scale_cost=scale_cost, tau_a=tau_a, tau_b=tau_b)
 
 
 def map_perturbation(
@@ -137,18 +145,22 @@ def map_perturbation(
     rep
         Representation to map: a key of ``adata.obsm``, ``"X"`` or a layer.
     solver
-        ``"genot"`` or another registered conditional solver.
+        ``"genot"``, ``"egnot"`` or another registered solver (:func:`nescot.solvers.registered_solvers`).
     cost, epsilon, scale_cost
-        Cost and entropic regularisation of the mini-batch couplings; ``epsilon`` applies to the cost
-        divided by ``scale_cost`` (``"mean"``: relative to the batch's mean cost, ``1.0``: absolute).
+        The entropic OT problem, handed to the solver as a :class:`~nescot.solvers.LinearCoupling`: ``epsilon``
+        applies to the cost divided by ``scale_cost`` (``"mean"``: relative to the mean cost between source and
+        target cells, ``1.0``: absolute), with the same meaning for every solver (GENOT's mini-batch plans
+        estimate the mean on each batch, EgNOT and the global couplings on random pairs of the data).
     tau_a, tau_b
-        Marginal relaxations in (0, 1]; below 1 the source cells' relative mass is learned.
+        Marginal relaxations in (0, 1]; below 1 the source cells' relative mass is learned (solvers with
+        ``supports_unbalanced``: GENOT).
     coupling
         Where a GENOT-like solver draws its training pairs (see :class:`~nescot.solvers.GENOT`): ``"minibatch"``
         (the entropic plan of each training batch), ``"global"`` (a model of the whole data set's plan, fitted
-        once: accurate at small ``epsilon`` in many dimensions, balanced only), ``"mixture"`` or ``"egnot"``.
-        ``None`` uses ``"global"`` for balanced problems (chosen by the benchmarks: docs/benchmarks.md) and
-        ``"minibatch"`` for unbalanced ones; solvers without a coupling (EgNOT) take none.
+        once: accurate at small ``epsilon`` in many dimensions, balanced only), ``"mixture"`` or ``"egnot"``, or a
+        ready coupling object. ``None`` uses ``"global"`` for balanced problems with solvers that take global
+        couplings (chosen by the benchmarks: docs/benchmarks.md), and the linear problem itself otherwise (EgNOT
+        learns its population plan from it); solvers with their own objective take none.
     n_samples
         Conditional samples drawn per source cell for ``.obsm[key_added + '_samples']`` and the mean.
     n_iters, batch_size
@@ -205,7 +217,8 @@ def map_perturbation(
         raise ValueError(f"`holdout` must be in [0, 1), got {holdout}.")
     if int(n_samples) < 1:
         raise ValueError(f"`n_samples` must be >= 1, got {n_samples}.")
-    fit_kwargs = check_fit_kwargs(get_solver(solver), fit_kwargs)
+    solver_cls = solver_class(solver, "map_perturbation")
+    fit_kwargs = check_fit_kwargs(solver_cls, fit_kwargs)
     check_training_args(  # all before the coupling diagnostic and the training
         seed=seed, n_iters=n_iters, batch_size=batch_size,
         resume=bool(fit_kwargs.get("resume")), checkpoint_dir=fit_kwargs.get("checkpoint_dir"),
@@ -219,12 +232,13 @@ def map_perturbation(
         {"obsm": [rep], "layers": [rep], "obs": [groupby]},
     )  # fmt: skip
     masks = get_group_masks(adata, groupby, [source, *targets])
-    data = lazy_rep(adata, rep)  # on-disk X / layer: read by rows, never loaded whole
-    data = get_rep(adata, rep) if data is None else data
-    model = get_solver(solver)(
-        cost=cost, epsilon=epsilon, scale_cost=scale_cost, tau_a=tau_a, tau_b=tau_b,
-        **_coupling_argument(solver, coupling, tau_a, tau_b, solver_kwargs), **(solver_kwargs or {}),
-    )  # fmt: skip
+    data = get_rep(adata, rep, lazy=True)  # on-disk X / layer: read by rows, never loaded whole
+    pairing = _coupling(
+        solver_cls, coupling, cost=cost, epsilon=epsilon, scale_cost=scale_cost, tau_a=tau_a, tau_b=tau_b
+    )
+    if len(targets) > 1 and not solver_cls.supports_conditions:
+        raise ValueError(f"Solver {solver!r} takes no conditions: map one target at a time.")
+    model = build_solver(solver_cls, pairing, solver_kwargs, tool="map_perturbation")
 
     rng = np.random.default_rng(seed)
     x_all = data[masks[str(source)]]
@@ -236,9 +250,10 @@ def map_perturbation(
     conditions = np.eye(len(targets), dtype=np.float32) if len(targets) > 1 else None
 
     diagnostic = _coupling_diagnostic(model, x_train, y_train[0], batch_size, seed)
+    one = len(targets) == 1  # one pair: plain arrays (every solver takes them), several: lists and conditions
     model.fit(
-        [x_train] * len(targets),
-        y_train,
+        x_train if one else [x_train] * len(targets),
+        y_train[0] if one else y_train,
         condition=conditions,
         n_iters=n_iters,
         batch_size=batch_size,
@@ -291,7 +306,7 @@ def map_perturbation(
         "scale_cost": scale_cost,
         "tau_a": tau_a,
         "tau_b": tau_b,
-        "coupling": _coupling_name(model),
+        "coupling": coupling_label(model),
         "n_samples": n_samples,
         "n_iters": n_iters,
         "batch_size": batch_size,

@@ -2,24 +2,43 @@
 
 from __future__ import annotations
 
+import inspect
+from typing import Any
+
 import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from ..io._rep import get_rep
 from ..metrics import energy_distance, sliced_wasserstein
-from ..solvers import SparseICNN, entropic_elastic_map
+from ..solvers import MapSolver
 from ..solvers._base import check_training_args
-from ._utils import (
-    check_groupby,
-    check_key_added,
-    check_no_overwrite,
-    check_seed,
-    get_group_masks,
-    get_rep,
-    write_results,
-)
+from ._solver import build_solver, solver_class
+from ._utils import check_groupby, check_key_added, check_no_overwrite, check_seed, get_group_masks, write_results
 
-_SOLVERS = ("icnn", "entropic")
+# the penalty's arguments, handed to map solvers whose constructor takes them (SparseICNN, EntropicElasticMap)
+_PENALTY_ARGS = ("penalty", "lam", "sigma", "gamma")
+
+
+def _split_kwargs(cls: type[MapSolver], given: dict[str, Any], solver_kwargs: dict | None) -> tuple[dict, dict]:
+    """Route the penalty's arguments and ``solver_kwargs`` to the solver's constructor or its ``fit``.
+
+    ``given`` holds the penalty's arguments the user set (others keep the solver's defaults); a set argument the
+    solver takes nowhere is an error naming it.
+    """
+    init_args = set(inspect.signature(cls).parameters)
+    fit_args = set(inspect.signature(cls.fit).parameters) - {"self", "source", "target", "condition"}
+    init, fit = {}, {}
+    for key, value in {**given, **(solver_kwargs or {})}.items():
+        if key in init_args:
+            init[key] = value
+        elif key in fit_args and key not in ("n_iters", "batch_size", "seed"):
+            fit[key] = value
+        else:
+            raise ValueError(
+                f"Solver {cls.name!r} takes no `{key}` (its arguments: {sorted(init_args | fit_args - {'self'})})."
+            )
+    return init, fit
 
 
 def sparse_displacement(
@@ -29,19 +48,19 @@ def sparse_displacement(
     target: str,
     *,
     layer: str | None = None,
-    penalty: str = "smoothed_l0",
+    penalty: str | None = None,
     lam: float | None = None,
     target_dim: float | None = None,
     threshold: float = 1.0,
     n_iters: int = 2000,
     batch_size: int = 256,
-    solver: str = "icnn",
-    sigma: float = 1.0,
-    gamma: float = 1.0,
+    solver: str = "sparse-icnn",
+    sigma: float | None = None,
+    gamma: float | None = None,
     seed: int = 0,
     key_added: str = "sparse_displacement",
     solver_kwargs: dict | None = None,
-) -> SparseICNN | None:
+) -> MapSolver:
     """Learn an OT map from ``source`` to ``target`` cells in gene space whose displacement is sparse.
 
     Parameters
@@ -55,9 +74,11 @@ def sparse_displacement(
     layer
         Layer to use instead of ``.X``.
     penalty
-        ``"l1"``, ``"smoothed_l0"`` or ``"stvs"``.
+        ``"l1"``, ``"smoothed_l0"`` or ``"stvs"`` (``None``: the solver's default, SparseICNN's ``"smoothed_l0"``,
+        EntropicElasticMap's ``"l1"``).
     lam
-        Penalty strength (default 1.0). With ``target_dim``, the starting value of the adaptive search.
+        Penalty strength (``None``: the solver's default, 1.0). With ``target_dim``, the starting value of the
+        adaptive search.
     target_dim
         Target mean number of displaced genes per cell: ``lam`` is then adapted (growth, then simulated annealing).
     threshold
@@ -65,21 +86,25 @@ def sparse_displacement(
     n_iters, batch_size
         Training steps (before any adaptation) and cells per batch.
     solver
-        ``"icnn"`` (neural) or ``"entropic"``: the non-neural entropic map of the elastic cost (ott ``RegTICost``,
-        ``l1`` or ``stvs`` only, small data only; ``lam`` is the elastic weight).
+        A registered map solver (:class:`~nescot.solvers.MapSolver`): ``"sparse-icnn"`` (alias ``"icnn"``, neural,
+        :class:`~nescot.solvers.SparseICNN`) or ``"entropic-map"`` (alias ``"entropic"``): the non-neural entropic
+        map of the elastic cost (:class:`~nescot.solvers.EntropicElasticMap`, ott ``RegTICost``, ``l1`` or ``stvs``
+        only, small data only; ``lam`` is the elastic weight).
     sigma, gamma
-        Parameters of the smoothed l0 and STVS penalties.
+        Width of the smoothed l0 penalty and scale of the STVS penalty (``None``: the solver's default, 1). Both
+        solvers give ``lam``, ``gamma`` the same meaning; an argument set for a solver that does not take it is an
+        error.
     seed
         Seed of initialisation and training.
     key_added
         Prefix of the keys written.
     solver_kwargs
-        Further arguments of :class:`~nescot.solvers.SparseICNN` (``hidden_dims``, ``n_inner``, ...) or, with
-        ``target_dim``, of its ``fit`` (``block_iters``, ``t_min``, ...): keys of ``fit`` are routed there.
+        Further arguments of the solver (for SparseICNN ``hidden_dims``, ``n_inner``, ...) or of its ``fit``
+        (with ``target_dim``: ``block_iters``, ``t_min``, ...): keys of ``fit`` are routed there.
 
     Returns
     -------
-    The fitted :class:`~nescot.solvers.SparseICNN` (``None`` for ``solver="entropic"``). Writes:
+    The fitted map solver. Writes:
 
     - ``adata.layers[key_added]``: displacement ``T(x) - x`` of source cells, 0 elsewhere;
     - ``adata.obs[key_added + '_n_displaced']``: displaced genes per source cell (NaN elsewhere);
@@ -92,41 +117,28 @@ def sparse_displacement(
     key_added = check_key_added(key_added)
     check_groupby(groupby)
     seed = check_seed(seed)
-    if solver not in _SOLVERS:
-        raise ValueError(f"Unknown solver {solver!r}; choose from {_SOLVERS}.")
+    solver_cls = solver_class(solver, "sparse_displacement", map_only=True)
     if not threshold > 0:
         raise ValueError(f"`threshold` must be > 0, got {threshold}.")
-    if solver == "icnn":  # the entropic baseline does not train
-        check_training_args(seed=seed, n_iters=n_iters, batch_size=batch_size)
+    check_training_args(seed=seed, n_iters=n_iters, batch_size=batch_size)
     check_no_overwrite(
         adata, key_added, {"layers": [key_added], "obs": [f"{key_added}_n_displaced"]},
         {"layers": [layer], "obs": [groupby]},
     )  # fmt: skip
     if layer is not None and layer not in adata.layers:
         raise KeyError(f"Layer {layer!r} not found in adata.layers ({sorted(adata.layers)}).")
-    if solver == "entropic" and target_dim is not None:
-        raise ValueError("Adaptive lam (`target_dim`) needs solver='icnn'.")
-    if solver == "entropic" and penalty not in ("l1", "stvs"):
-        raise ValueError(f"The entropic baseline supports the 'l1' and 'stvs' penalties, got {penalty!r}.")
+    # arguments left at None keep the solver's defaults; set ones go where the solver takes them, or fail
+    given = {"penalty": penalty, "lam": lam, "sigma": sigma, "gamma": gamma, "target_dim": target_dim}
+    given = {k: v for k, v in given.items() if v is not None}
+    if "threshold" in inspect.signature(solver_cls.fit).parameters:  # the adaptive search counts genes with it
+        given["threshold"] = threshold
+    init_kwargs, fit_kwargs = _split_kwargs(solver_cls, given, solver_kwargs)
     masks = get_group_masks(adata, groupby, [source, target])
-    data = get_rep(adata, "X" if layer is None else layer)
-    x, y = data[masks[str(source)]], data[masks[str(target)]]
-    lam = 1.0 if lam is None else float(lam)
-    kwargs = dict(solver_kwargs or {})
-    fit_keys = {"block_iters", "lam_growth", "max_growth_blocks", "t0", "t_min", "cooling"}
-    fit_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k in fit_keys}
-
-    model, trajectory, losses = None, [], {}
-    if solver == "icnn":
-        model = SparseICNN(penalty=penalty, lam=lam, sigma=sigma, gamma=gamma, **kwargs)
-        model.fit(
-            x, y, n_iters=n_iters, batch_size=batch_size, seed=seed, target_dim=target_dim, threshold=threshold,
-            **fit_kwargs,
-        )  # fmt: skip
-        displacement = model.displacement(x)
-        trajectory, losses = model.trajectory, model.loss_history
-    else:
-        displacement = entropic_elastic_map(x, y, penalty=penalty, gamma=lam)(x) - x
+    rep = "X" if layer is None else layer
+    x, y = get_rep(adata, rep, masks[str(source)]), get_rep(adata, rep, masks[str(target)])
+    model = build_solver(solver_cls, None, init_kwargs, tool="sparse_displacement")
+    model.fit(x, y, n_iters=n_iters, batch_size=batch_size, seed=seed, **fit_kwargs)
+    displacement = model.displacement(x)
 
     moved = np.abs(displacement) > threshold
     n_displaced = moved.sum(1)
@@ -145,19 +157,22 @@ def sparse_displacement(
         "sliced_wasserstein": sliced_wasserstein(mapped, y, seed=seed),
         "energy_distance": energy_distance(mapped[:2000], y[:2000]),
     }
+    config = model.config  # the values the solver used, defaults included
     params = {
-        "groupby": groupby, "source": str(source), "target": str(target), "layer": layer, "penalty": penalty,
-        "lam": lam, "final_lam": model.lam if model is not None else lam, "target_dim": target_dim,
-        "threshold": threshold, "n_iters": n_iters, "batch_size": batch_size, "solver": solver, "sigma": sigma,
-        "gamma": gamma, "seed": seed, "solver_kwargs": solver_kwargs or {},
+        "groupby": groupby, "source": str(source), "target": str(target), "layer": layer,
+        "penalty": config.get("penalty", penalty), "lam": config.get("lam", lam),
+        "final_lam": getattr(model, "lam", lam), "target_dim": target_dim, "threshold": threshold,
+        "n_iters": n_iters, "batch_size": batch_size, "solver": solver_cls.name,
+        "sigma": config.get("sigma", sigma), "gamma": config.get("gamma", gamma), "seed": seed,
+        "solver_kwargs": solver_kwargs or {},
     }  # fmt: skip
-    traj = pd.DataFrame(trajectory)
+    traj = pd.DataFrame(getattr(model, "trajectory", []))
     uns = {
         key_added: {
             "params": params,
             "ranked_genes": np.asarray(adata.var_names[order][frequency[order] > 0], dtype=object),
             "trajectory": {c: traj[c].to_numpy() for c in traj.columns} if len(traj) else {},
-            "loss_history": losses,
+            "loss_history": model.loss_history,
             "metrics": metrics,
         }
     }

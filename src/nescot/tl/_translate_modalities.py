@@ -1,7 +1,8 @@
-"""``nescot.tl.translate_modalities``: map cells of one modality into another with GW / fused GW GENOT."""
+"""``nescot.tl.translate_modalities``: map cells of one modality into another with GW / fused GW couplings."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,44 +11,79 @@ import pandas as pd
 from anndata import AnnData
 
 from .._settings import logger
+from ..io._rep import get_rep
 from ..metrics import foscttm, knn_transfer, label_transfer_accuracy
-from ..solvers import GENOT
+from ..solvers import ConditionalSolver, QuadraticCoupling, SubsamplePlanCoupling
 from ..solvers._base import check_training_args
-from ..solvers._couplings import QuadraticCoupling
-from ..solvers._plan_coupling import SubsamplePlanCoupling
-from ._utils import check_key_added, check_no_overwrite, check_seed, fill_rows, get_rep, relative_mass, write_results
+from ._solver import build_solver, solver_class
+from ._utils import check_key_added, check_no_overwrite, check_seed, fill_rows, relative_mass, write_results
 
 
-def _resolve_objects(adata_src: Any, adata_tgt: Any) -> tuple[AnnData, AnnData, tuple[str, str] | None]:
-    """Accept two AnnData, or a MuData and the names of its source and target modalities."""
+def _resolve_objects(
+    adata_src: Any, adata_tgt: Any, src_mod: str | None, tgt_mod: str | None
+) -> tuple[AnnData, AnnData, tuple[str, str] | None]:
+    """Accept two AnnData, or a MuData with the names of its source and target modalities."""
     if isinstance(adata_src, AnnData):
+        if src_mod is not None or tgt_mod is not None:
+            raise ValueError("`src_mod` and `tgt_mod` name modalities of a MuData; the first argument is an AnnData.")
         if not isinstance(adata_tgt, AnnData):
             raise TypeError(f"`adata_tgt` must be an AnnData when `adata_src` is one, got {type(adata_tgt).__name__}.")
         return adata_src, adata_tgt, None
     mods = getattr(adata_src, "mod", None)
     if mods is None:
         raise TypeError(f"Expected AnnData or MuData, got {type(adata_src).__name__}.")
-    if not (isinstance(adata_tgt, Sequence) and not isinstance(adata_tgt, str) and len(adata_tgt) == 2):
-        raise TypeError("With a MuData, pass the (source, target) modality names as the second argument.")
-    for name in adata_tgt:
+    if isinstance(adata_tgt, Sequence) and not isinstance(adata_tgt, str) and len(adata_tgt) == 2:
+        warnings.warn(
+            "Passing the MuData's modality names as a tuple is deprecated; use `src_mod=` and `tgt_mod=`.",
+            FutureWarning,
+            stacklevel=3,
+        )
+        src_mod, tgt_mod = adata_tgt
+    elif adata_tgt is not None:
+        raise TypeError("With a MuData, name its modalities with `src_mod=` and `tgt_mod=`; leave `adata_tgt` out.")
+    if src_mod is None or tgt_mod is None:
+        raise ValueError(f"With a MuData, pass `src_mod` and `tgt_mod`: two of its modalities {list(mods)}.")
+    for name in (src_mod, tgt_mod):
         if name not in mods:
             raise KeyError(f"Modality {name!r} not found in the MuData; modalities are {list(mods)}.")
-    return mods[adata_tgt[0]], mods[adata_tgt[1]], tuple(adata_tgt)
+    return mods[src_mod], mods[tgt_mod], (src_mod, tgt_mod)
+
+
+def _coupling_name(cls: type[ConditionalSolver], coupling: str | None) -> str:
+    """``coupling``, or for ``None`` the solver's own way of learning from a GW problem."""
+    if coupling is None:
+        coupling = "minibatch" if cls.solves_batch_plans else "global"
+    if coupling not in ("minibatch", "global"):
+        raise ValueError(f"`coupling` must be 'minibatch' or 'global', got {coupling!r}.")
+    return coupling
+
+
+def _coupling(coupling: str, pairing: QuadraticCoupling, n_global_cells: int) -> Any:
+    """Return the quadratic coupling handed to the solver: per batch, or solved once on a subsample."""
+    if coupling == "global" and not pairing.is_balanced:
+        raise ValueError(
+            f"coupling='global' solves a balanced plan; unbalanced problems (tau_a={pairing.tau_a}, "
+            f"tau_b={pairing.tau_b}) need coupling='minibatch'."
+        )
+    return pairing if coupling == "minibatch" else SubsamplePlanCoupling(pairing, n_cells=int(n_global_cells))
 
 
 def translate_modalities(
     adata_src: AnnData | Any,
-    adata_tgt: AnnData | Sequence[str],
-    src_rep: str,
-    tgt_rep: str,
+    adata_tgt: AnnData | None = None,
+    src_rep: str | None = None,
+    tgt_rep: str | None = None,
     *,
+    src_mod: str | None = None,
+    tgt_mod: str | None = None,
+    solver: str = "genot",
     fused_rep: str | None = None,
     alpha: float | None = None,
     epsilon: float = 0.01,
     tau_a: float = 1.0,
     tau_b: float = 1.0,
     intra_cost: str = "sqeuclidean",
-    coupling: str = "minibatch",
+    coupling: str | None = None,
     n_global_cells: int = 2048,
     n_samples: int = 16,
     n_iters: int = 2000,
@@ -58,8 +94,8 @@ def translate_modalities(
     seed: int = 0,
     key_added: str = "translate_modalities",
     solver_kwargs: dict[str, Any] | None = None,
-) -> GENOT:
-    """Translate cells of a source modality (e.g. ATAC) into a target modality (e.g. RNA) with GENOT.
+) -> ConditionalSolver:
+    """Translate cells of a source modality (e.g. ATAC) into a target modality (e.g. RNA) with GENOT or EgNOT.
 
     The two modalities live in different spaces, so cells are coupled by entropic Gromov-Wasserstein
     (comparing distances within each space): on each mini-batch, or once on a large subsample of the cells
@@ -72,9 +108,15 @@ def translate_modalities(
     adata_src
         Source modality, or a MuData holding both.
     adata_tgt
-        Target modality, or ``(source_name, target_name)`` with a MuData.
+        Target modality (leave it out with a MuData).
     src_rep, tgt_rep
         Representations (``.obsm`` key, ``"X"`` or a layer) of the source and target cells.
+    src_mod, tgt_mod
+        With a MuData: the names of its source and target modalities (results go to the source modality).
+    solver
+        A registered solver that learns across spaces: ``"genot"`` (from mini-batch or subsample GW plans) or
+        ``"egnot"`` (an energy model of the GW plan, linearised around a plan solved once on a subsample:
+        ``coupling="global"``).
     fused_rep
         Representation present in both objects with the same features, for fused GW.
     alpha
@@ -87,10 +129,11 @@ def translate_modalities(
     intra_cost
         Cost within each space: ``"sqeuclidean"``, ``"euclidean"``, ``"cosine"`` or ``"geodesic"`` (kNN graph).
     coupling
-        Where GENOT's training pairs come from. ``"minibatch"``: the (fused) GW plan of each training batch.
-        ``"global"``: one plan solved before training on up to ``n_global_cells`` cells of each modality
+        How the GW problem reaches the solver. ``"minibatch"``: the (fused) GW plan of each training batch
+        (GENOT). ``"global"``: one plan solved before training on up to ``n_global_cells`` cells of each modality
         (:class:`~nescot.solvers.SubsamplePlanCoupling`), much closer to the plan of all cells than a batch's
-        (benchmark ``translation.isometric``); balanced problems only (``tau_a = tau_b = 1``).
+        (benchmark ``translation.isometric``); balanced problems only (``tau_a = tau_b = 1``). ``None``:
+        ``"minibatch"`` for solvers that solve batch plans (GENOT), ``"global"`` for the others (EgNOT).
     n_global_cells
         Cells per modality of the global plan (time and memory grow as its square); ignored for ``"minibatch"``.
     n_samples
@@ -108,11 +151,11 @@ def translate_modalities(
     key_added
         Prefix of the keys written.
     solver_kwargs
-        Further arguments of :class:`~nescot.solvers.GENOT` (e.g. ``hidden_dims``, ``learning_rate``).
+        Further arguments of the solver (e.g. ``hidden_dims``, ``learning_rate``).
 
     Returns
     -------
-    The fitted GENOT model. Writes into ``adata_src``:
+    The fitted solver. Writes into ``adata_src`` (the source modality of a MuData):
 
     - ``.obsm[key_added]``: (n_src, d_tgt) translated coordinates (conditional mean);
     - ``.obsm[key_added + '_samples']``: (n_src, n_samples, d_tgt);
@@ -122,7 +165,11 @@ def translate_modalities(
     - ``.uns[key_added]``: ``params``, ``loss_history`` and, for paired data, ``metrics`` on held-out pairs
       (``foscttm`` and ``label_accuracy_<label>``).
     """
-    src, tgt, mod_names = _resolve_objects(adata_src, adata_tgt)
+    src, tgt, mod_names = _resolve_objects(adata_src, adata_tgt, src_mod, tgt_mod)
+    if src_rep is None or tgt_rep is None:
+        raise TypeError("Pass `src_rep` and `tgt_rep`, the representations of the source and target cells.")
+    solver_cls = solver_class(solver, "translate_modalities")
+    coupling = _coupling_name(solver_cls, coupling)
     key_added = check_key_added(key_added)
     seed = check_seed(seed)
     check_training_args(seed=seed, n_iters=n_iters, batch_size=batch_size)
@@ -143,15 +190,8 @@ def translate_modalities(
         raise ValueError(f"`alpha` must be in [0, 1], got {alpha}.")
     if fused_rep is None and alpha < 1.0:
         raise ValueError(f"alpha={alpha} < 1 weights a fused term: pass `fused_rep`.")
-    if coupling not in ("minibatch", "global"):
-        raise ValueError(f"`coupling` must be 'minibatch' or 'global', got {coupling!r}.")
     if isinstance(n_global_cells, bool) or not isinstance(n_global_cells, int | np.integer) or n_global_cells < 2:
         raise ValueError(f"`n_global_cells` must be an integer >= 2, got {n_global_cells!r}.")
-    if coupling == "global" and (tau_a != 1.0 or tau_b != 1.0):
-        raise ValueError(
-            f"coupling='global' solves a balanced plan; unbalanced problems (tau_a={tau_a}, tau_b={tau_b}) need "
-            "coupling='minibatch'."
-        )
     if not 0.0 <= float(holdout) < 1.0:
         raise ValueError(f"`holdout` must be in [0, 1), got {holdout}.")
     labels = [transfer_labels] if isinstance(transfer_labels, str) else list(transfer_labels or [])
@@ -177,9 +217,9 @@ def translate_modalities(
         epsilon=epsilon, alpha=float(alpha), n_shared=n_shared, cost_x=intra_cost, cost_y=intra_cost,
         tau_a=tau_a, tau_b=tau_b, n_neighbors=n_neighbors,
     )  # fmt: skip
-    if coupling == "global":
-        pairing = SubsamplePlanCoupling(pairing, n_cells=int(n_global_cells))
-    model = GENOT(coupling=pairing, **(solver_kwargs or {}))
+    model = build_solver(
+        solver_cls, _coupling(coupling, pairing, n_global_cells), solver_kwargs, tool="translate_modalities"
+    )
 
     # Paired cells (same barcodes) are split once; held-out ones are left out of training on both sides.
     rng = np.random.default_rng(seed)
@@ -216,7 +256,7 @@ def translate_modalities(
         logger.warning("Only %d paired cells: too few for a held-out evaluation.", len(paired))
     params = {
         "src_rep": src_rep, "tgt_rep": tgt_rep, "fused_rep": fused_rep, "alpha": alpha, "epsilon": epsilon,
-        "tau_a": tau_a, "tau_b": tau_b, "intra_cost": intra_cost, "coupling": coupling,
+        "tau_a": tau_a, "tau_b": tau_b, "intra_cost": intra_cost, "solver": solver, "coupling": coupling,
         "n_global_cells": int(n_global_cells), "n_samples": n_samples, "n_iters": n_iters,
         "batch_size": batch_size, "holdout": holdout, "transfer_labels": labels, "n_neighbors": n_neighbors,
         "seed": seed, "solver_kwargs": solver_kwargs or {}, "modalities": list(mod_names or []),

@@ -13,57 +13,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from anndata import AnnData
 
 from .._settings import logger
-
-
-def get_rep(adata: AnnData, rep: str, *, dtype=np.float32) -> np.ndarray:
-    """Dense (n_obs, d) array of a representation: an ``.obsm`` key, ``"X"`` or a layer name.
-
-    Raises
-    ------
-    KeyError
-        If ``rep`` is in none of them; the message lists what is available.
-    ValueError
-        If the array is not 2-D or holds NaN / infinite values (the message names ``rep``).
-    """
-    if rep == "X":
-        arr = adata.X
-    elif rep in adata.obsm:
-        arr = adata.obsm[rep]
-    elif rep in adata.layers:
-        arr = adata.layers[rep]
-    else:
-        raise KeyError(
-            f"Representation {rep!r} not found: it is neither 'X', a key of adata.obsm "
-            f"({sorted(adata.obsm)}) nor of adata.layers ({sorted(adata.layers)})."
-        )
-    if arr is None:
-        raise ValueError(f"Representation {rep!r} is empty (adata.X is None).")
-    if isinstance(arr, pd.DataFrame):
-        arr = arr.to_numpy()
-    arr = arr.toarray() if sp.issparse(arr) else np.asarray(arr)
-    if arr.ndim != 2:
-        raise ValueError(f"Representation {rep!r} must be 2-D (cells x features), got shape {arr.shape}.")
-    try:
-        arr = arr.astype(dtype, copy=False)
-    except (TypeError, ValueError) as err:
-        raise TypeError(
-            f"Representation {rep!r} must hold numbers, but its {arr.dtype} values cannot be converted "
-            f"to float ({err})."
-        ) from None
-    check_finite(arr, f"representation {rep!r}")
-    return arr
-
-
-def check_finite(arr: np.ndarray, what: str) -> None:
-    """Raise a ``ValueError`` naming ``what`` and the first bad cell if ``arr`` has NaN / inf."""
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        row = int(np.argwhere(bad)[0][0])
-        raise ValueError(f"{what} contains {int(bad.sum())} NaN or infinite value(s) (first in row {row}).")
 
 
 def as_group_list(groups: Any, name: str) -> list[Any]:
