@@ -237,7 +237,9 @@ ROWS = [
     ("tm-batch-zero", _tm(batch_size=0), ValueError, "`batch_size`"),
     (
         "tm-mudata-mod",
-        lambda a: ns.tl.translate_modalities(md.MuData({"x": _pair()[0]}), ("x", "y"), "X_a", "X_b"),
+        lambda a: ns.tl.translate_modalities(
+            md.MuData({"x": _pair()[0]}), src_rep="X_a", tgt_rep="X_b", src_mod="x", tgt_mod="y"
+        ),
         KeyError,
         "'y'",
     ),  # fmt: skip

@@ -167,8 +167,8 @@ def test_several_targets_one_conditioned_model():
         ({"fit_kwargs": {"n_iters": 3}}, None, TypeError, "does not take here"),
         ({"coupling": "sinkhorn"}, None, ValueError, "Unknown coupling 'sinkhorn'"),
         ({"coupling": "global", "tau_a": 0.5}, None, ValueError, "balanced plan; unbalanced"),
-        ({"solver": "egnot", "coupling": "global"}, None, ValueError, "'egnot' takes no `coupling`"),
-        ({"coupling": "global", "solver_kwargs": {"coupling": "egnot"}}, None, ValueError, "Pass `coupling` once"),
+        ({"solver": "egnot", "coupling": "global"}, None, ValueError, "EgNOT cannot learn from a global coupling"),
+        ({"coupling": "global", "solver_kwargs": {"coupling": "egnot"}}, None, ValueError, "not in `solver_kwargs`"),
     ],
 )
 def test_bad_input_fails_fast_and_leaves_adata_unchanged(kwargs, edit, error, match):

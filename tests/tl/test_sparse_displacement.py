@@ -102,10 +102,8 @@ def test_dense_and_sparse_x_agree():
 
 def test_entropic_baseline_on_small_data():
     adata = ns.datasets.simulate_sparse_perturbation(120, 20, 3, seed=0)
-    assert (
-        ns.tl.sparse_displacement(adata, "condition", "control", "treated", solver="entropic", penalty="l1", lam=1.0)
-        is None
-    )
+    model = ns.tl.sparse_displacement(adata, "condition", "control", "treated", solver="entropic", lam=1.0)
+    assert isinstance(model, ns.solvers.EntropicElasticMap) and model.config["penalty"] == "l1"  # its default
     freq = adata.var["sparse_displacement_frequency"].to_numpy()
     truth = adata.var["displaced"].to_numpy()
     # Measured: the 3 displaced genes in every cell, at most 6 % of cells for any other gene.
@@ -141,7 +139,8 @@ def test_plots(runs):
         ({"lam": -1.0}, None, ValueError, "lam"),
         ({"threshold": 0.0}, None, ValueError, "threshold"),
         ({"solver": "ot"}, None, ValueError, "Unknown solver 'ot'"),
-        ({"target_dim": 5, "solver": "entropic"}, None, ValueError, "needs solver='icnn'"),
+        ({"target_dim": 5, "solver": "entropic"}, None, ValueError, "'entropic-map' takes no `target_dim`"),
+        ({"solver": "genot"}, None, ValueError, "needs a map solver"),
         ({}, "nan", ValueError, "'X' contains 1 NaN"),
     ],
 )

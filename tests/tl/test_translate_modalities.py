@@ -93,9 +93,10 @@ def test_unpaired_unbalanced_and_mudata():
     mdata = mudata.MuData({"rna": rna, "atac": atac})
     ns.tl.translate_modalities(
         mdata,
-        ("atac", "rna"),
-        "X_pca",
-        "X_pca",
+        src_rep="X_pca",
+        tgt_rep="X_pca",
+        src_mod="atac",
+        tgt_mod="rna",
         tau_a=0.9,
         intra_cost="geodesic",
         n_iters=5,
@@ -107,6 +108,16 @@ def test_unpaired_unbalanced_and_mudata():
     assert out.obsm["translate_modalities"].shape == (150, rna.obsm["X_pca"].shape[1])
     assert "translate_modalities_mass" in out.obs
     assert dict(out.uns["translate_modalities"]["metrics"]) == {}  # no pairs, no evaluation
+    assert list(out.uns["translate_modalities"]["params"]["modalities"]) == ["atac", "rna"]
+    # the earlier form, a tuple of modality names in place of the target, still works and warns
+    with pytest.warns(FutureWarning, match="src_mod"):
+        ns.tl.translate_modalities(
+            mdata, ("atac", "rna"), "X_pca", "X_pca", n_iters=2, batch_size=32, n_samples=2, solver_kwargs=FAST,
+            key_added="old",
+        )  # fmt: skip
+    assert "old" in mdata.mod["atac"].obsm
+    with pytest.raises(ValueError, match="pass `src_mod` and `tgt_mod`"):
+        ns.tl.translate_modalities(mdata, src_rep="X_pca", tgt_rep="X_pca", src_mod="atac")
 
 
 def _snapshot(adata):
