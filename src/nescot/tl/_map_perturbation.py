@@ -47,6 +47,53 @@ def _pca_decoder(adata: AnnData, rep: str) -> tuple[np.ndarray, np.ndarray, np.n
     return loadings, centre, in_pca
 
 
+TRANSPORT_CHUNK = 65_536  # source cells pushed forward per call: the draws of one chunk are held, not of all
+
+
+def _chunk_seed(seed: int, chunk: int) -> int:
+    """Seed of chunk ``chunk``: ``seed`` for the first (so up to one chunk, one call), independent ones after."""
+    return seed if chunk == 0 else int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0])
+
+
+def _push_forward(
+    model: ConditionalSolver,
+    x: np.ndarray,
+    cond: np.ndarray | None,
+    rows: np.ndarray,
+    n_obs: int,
+    n_samples: int,
+    seed: int,
+    decoder: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    mass: np.ndarray | None,
+) -> dict[str, np.ndarray]:
+    """Transport source cells ``x`` (rows ``rows`` of the AnnData) chunk by chunk into the outputs' arrays.
+
+    Returns the conditional means (n_obs, d) and samples (n_obs, n_samples, d), NaN outside ``rows``, and with a
+    PCA ``decoder`` the decoded means (n_obs, n_vars), 0 outside ``rows`` and on genes outside the PCA, and the
+    predicted population's mean expression (cells weighted by ``mass`` when it was learned). Only one chunk's
+    draws exist besides the outputs.
+    """
+    out: dict[str, np.ndarray] = {}
+    total, weight = 0.0, 0.0
+    for k, start in enumerate(range(0, len(x), TRANSPORT_CHUNK)):
+        chunk = slice(start, start + TRANSPORT_CHUNK)
+        samples = model.transport(x[chunk], cond, n_samples=n_samples, seed=_chunk_seed(seed, k))
+        if not out:
+            out["mean"] = np.full((n_obs, samples.shape[-1]), np.nan, np.float32)
+            out["samples"] = np.full((n_obs, n_samples, samples.shape[-1]), np.nan, np.float32)
+        mean = samples.mean(1)
+        out["mean"][rows[chunk]], out["samples"][rows[chunk]] = mean, samples
+        if decoder is not None:
+            loadings, centre, in_pca = decoder
+            expr = (mean @ loadings.T + centre) * in_pca
+            out.setdefault("expression", np.zeros((n_obs, len(centre)), np.float32))[rows[chunk]] = expr
+            w = np.ones(len(expr)) if mass is None else mass[chunk].astype(np.float64)
+            total, weight = total + w @ expr, weight + w.sum()
+    if decoder is not None:
+        out["predicted_mean"] = (total / weight).astype(np.float32)
+    return out
+
+
 def _coupling_diagnostic(
     model: ConditionalSolver, x: np.ndarray, y: np.ndarray | Any, batch_size: int, seed: int
 ) -> dict[str, float] | None:
@@ -262,25 +309,21 @@ def map_perturbation(
     )
 
     src_mask = masks[str(source)]
+    src_rows = np.flatnonzero(src_mask)
     decoder = _pca_decoder(adata, rep)
     obsm, obs, layers, var, metrics, unweighted, identity = {}, {}, {}, {}, {}, {}, {}
     for k, t in enumerate(targets):
         key = key_added if len(targets) == 1 else f"{key_added}_{t}"
         cond = None if conditions is None else conditions[k]
-        samples = model.transport(x_all, cond, n_samples=n_samples, seed=seed)
-        mean = samples.mean(1)
-        obsm[key] = fill_rows(adata.n_obs, src_mask, mean)
-        obsm[f"{key}_samples"] = fill_rows(adata.n_obs, src_mask, samples)
         mass = relative_mass(model, x_all, cond)
         if mass is not None:
             obs[f"{key}_mass"] = fill_rows(adata.n_obs, src_mask, mass)
+        pushed = _push_forward(model, x_all, cond, src_rows, adata.n_obs, n_samples, seed, decoder, mass)
+        obsm[key], obsm[f"{key}_samples"] = pushed["mean"], pushed["samples"]
         if decoder is not None:
-            loadings, centre, in_pca = decoder
-            expr = (mean @ loadings.T + centre) * in_pca
-            layers[key] = fill_rows(adata.n_obs, src_mask, expr.astype(np.float32), fill=0.0)
-            var[f"{key_added}_reconstructed"] = in_pca
-            # the predicted population's mean expression: cells weighted by their mass when it was learned
-            var[f"{key}_predicted_mean"] = np.average(expr, axis=0, weights=mass).astype(np.float32)
+            layers[key] = pushed["expression"]
+            var[f"{key_added}_reconstructed"] = decoder[2]
+            var[f"{key}_predicted_mean"] = pushed["predicted_mean"]
         y_test = data[np.flatnonzero(masks[str(t)])[y_splits[t][1]]]
         if len(x_test) and len(y_test):
             # the predicted population: n_samples conditional draws per held-out source cell, each cell
