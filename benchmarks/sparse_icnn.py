@@ -98,14 +98,14 @@ def synthetic(suite: str) -> dict:
 
 @register("sparse_icnn.speed", kind="speed")
 def speed(suite: str) -> dict:
-    """sparse ICNN train ms/step (smoothed l0) and transport ms/cell on the synthetic design."""
+    """sparse ICNN train ms/step (smoothed l0) and map (``push``) ms/cell on the synthetic design."""
     cfg, adata = _design(suite)
     chunk, n_chunks = (4, 2) if suite == "smoke" else (25, 6)
     x = np.asarray(adata[adata.obs["condition"] == "control"].X, np.float32)
     y = np.asarray(adata[adata.obs["condition"] == "treated"].X, np.float32)
     model = ns.solvers.SparseICNN(penalty="smoothed_l0", lam=1.0, chunk_size=chunk)
     train = fit_chunk_ms(lambda cb: model.fit(x, y, n_iters=chunk * (n_chunks + 1), seed=0, callback=cb))
-    t = median_time(lambda: model.transport(x), repeats=3)
+    t = median_time(lambda: model.push(x), repeats=3)
     cfg_model = model.config
     return {
         "rows": [

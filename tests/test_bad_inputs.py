@@ -276,6 +276,18 @@ ROWS = [
         "`batch_size`",
     ),  # fmt: skip
     (
+        "icnn-condition",
+        lambda a: ns.solvers.SparseICNN().fit(np.ones((4, 2)), np.ones((4, 2)), condition=np.ones((1, 1))),
+        ValueError,
+        "`condition`",
+    ),  # fmt: skip
+    (
+        "entropic-condition",
+        lambda a: ns.solvers.EntropicElasticMap().fit(np.ones((4, 2)), np.ones((4, 2)), condition=np.ones((1, 1))),
+        ValueError,
+        "`condition`",
+    ),  # fmt: skip
+    (
         "icnn-strings",
         lambda a: ns.solvers.SparseICNN().fit(np.array([["a"]] * 4, object), np.ones((4, 1))),
         TypeError,
@@ -358,3 +370,5 @@ def test_model_file_of_another_type_is_refused(files):
 def test_base_class_load_returns_the_stored_solver(files):
     model = ns.solvers.ConditionalSolver.load(files["good"])
     assert isinstance(model, ns.solvers.GENOT) and model.is_fitted
+    sparse = ns.solvers.ConditionalSolver.load(files["sparse"])
+    assert isinstance(sparse, ns.solvers.SparseICNN) and sparse.is_fitted

@@ -24,10 +24,10 @@ def _data(seed: int, n: int = 60) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _fit_and_transport(x, y, solver: str = "genot", fed: bool = False, **config):
-    """Fit a tiny model of ``solver`` and transport 8 cells (SparseICNN: map them)."""
+    """Fit a tiny model of ``solver`` and transport 8 cells (SparseICNN: push them through its map)."""
     if solver == "sparse_icnn":
         model = ns.solvers.SparseICNN(hidden_dims=(8, 8), n_inner=2, chunk_size=5, **config).fit(x, y, seed=0, **FIT)
-        return model, model.transport(x[:8])
+        return model, model.push(x[:8])
     if solver == "egnot":
         model = ns.solvers.EgNOT(hidden_dims=(8,), n_langevin_steps=3, chunk_size=5, epsilon=0.5, **config)
     else:
@@ -58,7 +58,7 @@ def test_second_model_compiles_nothing(case):
     with count_compiles() as n:
         second, _ = _fit_and_transport(3 * x2 - 1, y2, **CASES[case])  # other values, same shapes
         # another call of the same shapes and settings
-        second.transport(x2[:8]) if case == "sparse_icnn" else second.transport(x2[:8], n_samples=2, seed=2)
+        second.push(x2[:8]) if case == "sparse_icnn" else second.transport(x2[:8], n_samples=2, seed=2)
     assert n[0] == 0
 
 

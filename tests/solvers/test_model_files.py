@@ -17,7 +17,7 @@ import nescot as ns
 from nescot.solvers import MODEL_FILE_VERSION, ModelFileError
 from nescot.solvers._base import CouplingConvergenceWarning, warn_if_not_converged
 from nescot.solvers._checkpoint import load_checkpoint, save_checkpoint, train_with_checkpoints
-from nescot.solvers._model_file import decode_config, encode_config
+from nescot.solvers._model_file import config_to_json, decode_config, encode_config, write_model_file
 
 TINY = {"hidden_dims": (8,), "embed_dim": 8, "n_frequencies": 2, "mass_hidden_dims": (8,)}
 
@@ -88,14 +88,66 @@ def test_unstorable_config_is_refused_with_the_key_named():
     }
 
 
-def test_sparse_icnn_round_trip_keeps_trajectory(pair, tmp_path):
+@pytest.fixture(scope="module")
+def sparse_icnn(pair):
     x, y = pair
-    model = ns.solvers.SparseICNN(hidden_dims=(4,), n_inner=1).fit(x, y, n_iters=2, batch_size=8)
-    loaded = ns.solvers.SparseICNN.load(model.save(tmp_path / "s.nescot"))
-    np.testing.assert_array_equal(model.transport(x), loaded.transport(x))
-    _leaves_equal(model._state[:2], loaded._state[:2])
+    return ns.solvers.SparseICNN(hidden_dims=(4,), n_inner=1).fit(x, y, n_iters=2, batch_size=8)
+
+
+@pytest.mark.parametrize("loader", ["SparseICNN", "MapSolver", "ConditionalSolver"])
+def test_sparse_icnn_round_trip_keeps_trajectory(sparse_icnn, pair, tmp_path, loader):
+    x, _ = pair
+    model = sparse_icnn
+    loaded = getattr(ns.solvers, loader).load(model.save(tmp_path / "s.nescot"))
+    assert isinstance(loaded, ns.solvers.SparseICNN) and loaded.is_fitted
+    np.testing.assert_array_equal(model.push(x), loaded.push(x))
+    np.testing.assert_array_equal(model.transport(x, n_samples=2), loaded.transport(x, n_samples=2))
+    _leaves_equal(model._train_state.f_params, loaded._train_state.f_params)
+    _leaves_equal(model._train_state.g_params, loaded._train_state.g_params)
     assert loaded.lam == model.lam and len(loaded.trajectory) == len(model.trajectory) == 1
     assert loaded.trajectory[0]["phase"] == "initial"
+
+
+def test_sparse_icnn_file_of_the_layout_before_the_solver_contract_loads(sparse_icnn, pair, tmp_path):
+    # The layout SparseICNN.save wrote before SparseICNN was a MapSolver, written field by field: those files
+    # must keep loading, and today's files keep the layout.
+    x, _ = pair
+    model = sparse_icnn
+    state = {
+        "params": {"f": model._train_state.f_params, "g": model._train_state.g_params},
+        "centre": np.asarray(model.centre),
+        "scale": np.float32(model.scale),
+        "lam": np.float32(model.lam),
+    }
+    config = config_to_json(model.config, "SparseICNN")
+    extra = {"trajectory": model.trajectory}
+    path = write_model_file(
+        tmp_path / "old.nescot", "sparse-icnn", config, state, history=model.loss_history, extra=extra
+    )
+    for loader in (ns.solvers.SparseICNN, ns.solvers.ConditionalSolver):
+        loaded = loader.load(path)
+        assert isinstance(loaded, ns.solvers.SparseICNN)
+        np.testing.assert_array_equal(loaded.push(x), model.push(x))
+        assert loaded.lam == model.lam
+        assert json.dumps(loaded.trajectory) == json.dumps(model.trajectory)  # NaN temperatures compare unequal
+    new = serialization.msgpack_restore(model.save(tmp_path / "new.nescot").read_bytes())
+    old = serialization.msgpack_restore(path.read_bytes())
+    assert new["solver"] == old["solver"] == "sparse-icnn" and new["config"] == old["config"]
+    assert json.loads(new["extra"]) == json.loads(old["extra"])
+    _leaves_equal(new["state"], old["state"])
+    assert jax.tree.structure(new["state"]) == jax.tree.structure(old["state"])
+
+
+def test_entropic_map_round_trip_is_identical(pair, tmp_path):
+    x, y = pair
+    model = ns.solvers.EntropicElasticMap(penalty="stvs", lam=0.5, gamma=2.0).fit(x, y)
+    for loader in (ns.solvers.EntropicElasticMap, ns.solvers.ConditionalSolver):
+        loaded = loader.load(model.save(tmp_path / "e.nescot"))
+        assert isinstance(loaded, ns.solvers.EntropicElasticMap) and loaded.converged
+        assert loaded.config == model.config
+        np.testing.assert_array_equal(loaded.push(x), model.push(x))
+    with pytest.raises(ModelFileError, match="not a SparseICNN"):
+        ns.solvers.SparseICNN.load(tmp_path / "e.nescot")
 
 
 # -- checkpoints ---------------------------------------------------------------------------------------------

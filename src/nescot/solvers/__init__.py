@@ -9,11 +9,13 @@ from ._global_couplings import EgNOTCoupling, GlobalCoupling, MixturePotentialCo
 from ._model_file import MODEL_FILE_VERSION, ModelFileError
 from ._plan_coupling import SubsamplePlanCoupling
 from ._registry import get_solver, register_solver, registered_solvers
-from ._sparse_icnn import SparseICNN, entropic_elastic_map, sparsity_penalty
+from ._sparse_icnn import EntropicElasticMap, SparseICNN, entropic_elastic_map, sparsity_penalty
 from ._training import TrainingDivergedError
 
 register_solver("genot", GENOT)
 register_solver("egnot", EgNOT)
+register_solver("sparse-icnn", SparseICNN, aliases=("icnn",))
+register_solver("entropic-map", EntropicElasticMap, aliases=("entropic",))
 
 
 __all__ = [
@@ -22,6 +24,7 @@ __all__ = [
     "CouplingOutput",
     "EgNOT",
     "EgNOTCoupling",
+    "EntropicElasticMap",
     "GENOT",
     "GlobalCoupling",
     "LinearCoupling",

@@ -4,7 +4,8 @@ A model file is one msgpack map (flax serialisation) with the fields
 
 - ``format``: ``"nescot-model"``;
 - ``version``: the format version (:data:`MODEL_FILE_VERSION`); an unknown version is refused;
-- ``solver``: the registered name of the model class (``"genot"``, ``"egnot"``, ``"sparse-icnn"``);
+- ``solver``: the registered name of the model class (``"genot"``, ``"egnot"``, ``"sparse-icnn"``,
+  ``"entropic-map"``);
 - ``config``: the constructor arguments as a JSON text (ott costs and couplings described by name and
   parameters, tuples tagged so they come back as tuples);
 - ``state``: the arrays needed for inference (float / int arrays, stored bit for bit);
