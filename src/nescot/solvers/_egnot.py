@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -15,7 +15,8 @@ import optax
 from ._base import ConditionalSolver, as_tasks, check_training_args
 from ._compile_cache import compiled
 from ._costs import CostLike, check_population_scale_cost, population_cost_scale, resolve_cost
-from ._couplings import check_epsilon, check_tau
+from ._couplings import LinearCoupling, check_epsilon, check_tau
+from ._gw_linearisation import STAT_KEYS, check_gw_plan_coupling, linearisation_stats, linearised_cost
 from ._networks import MLP
 from ._tasks import TaskData, sample_batch
 from ._training import make_chunk_runner, run_training
@@ -55,6 +56,16 @@ class EgNOT(ConditionalSolver):
     ``y <- y + (eta / 2) grad_y log pi(y | x) + sqrt(eta) xi``, started from ``N(mean(Q), sigma0^2 I)``.
     Source and target may have different dimensions when ``cost`` is a callable ``c(x, y)``.
 
+    **Across spaces (Gromov-Wasserstein).** With ``coupling=SubsamplePlanCoupling(QuadraticCoupling(...))``, the
+    entropic (fused) GW plan ``P`` of a subsample is solved once with ott-jax. ``P`` is a fixed point: it is the
+    entropic linear plan, same epsilon, of the cost ott linearises GW with at ``P``,
+    ``C_lin(x, y) = sum_kl P_kl (cx(x, x_k) - cy(y, y_l))^2`` (+ ``(1 - alpha) / alpha`` times the shared-feature
+    cost), the intra costs divided by their subsample means. EgNOT then learns the population plan of ``C_lin``
+    extended out of sample, with the QuadraticCoupling's epsilon (absolute on these scaled costs; cost scale 1).
+    Terms of ``x`` alone do not change ``pi(y | x)`` and are dropped; for squared-Euclidean intra costs the rest is
+    a low-degree polynomial whose coefficients are moments of ``P`` (:mod:`nescot.solvers._gw_linearisation`),
+    stored in the model's statistics, so a Langevin step costs ``O(d_x d_y + d_y^2)`` per chain. One task only.
+
     Parameters
     ----------
     cost
@@ -67,6 +78,14 @@ class EgNOT(ConditionalSolver):
         of the training data (fixed at ``fit``).
     tau_a, tau_b
         Must be 1: EgNOT is balanced (accepted so that ``tl`` functions can pass them).
+    coupling
+        ``None`` (the problem given by ``cost``, ``epsilon``, ``scale_cost``, ``tau_*``), a
+        :class:`~nescot.solvers.LinearCoupling`, whose ``cost``, ``epsilon``, ``scale_cost`` and ``tau_*``
+        override those arguments (its ``scale_cost`` is fixed for the population: a number, ``"mean"``,
+        ``"median"`` or ``"max_cost"``; ``"mean"`` is what the mini-batch coupling estimates per batch; its
+        ``sinkhorn_kwargs`` are unused), or a :class:`~nescot.solvers.SubsamplePlanCoupling` of a balanced
+        :class:`~nescot.solvers.QuadraticCoupling` with ``"sqeuclidean"`` intra costs (see above); its epsilon
+        then overrides ``epsilon``.
     hidden_dims
         Widths of the potential network.
     learning_rate
@@ -92,6 +111,8 @@ class EgNOT(ConditionalSolver):
     """
 
     name = "egnot"
+    coupling_kinds: ClassVar[frozenset[str]] = frozenset({"linear", "global"})
+    supports_unbalanced: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -101,6 +122,7 @@ class EgNOT(ConditionalSolver):
         scale_cost: float | str = 1.0,
         tau_a: float = 1.0,
         tau_b: float = 1.0,
+        coupling: LinearCoupling | Any | None = None,
         hidden_dims: Sequence[int] = (128, 128, 128),
         learning_rate: float = 1e-3,
         n_langevin_steps: int = 100,
@@ -113,12 +135,27 @@ class EgNOT(ConditionalSolver):
         chunk_size: int = 50,
     ) -> None:
         self.config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        self.gw = None  # the QuadraticCoupling whose plan is linearised, across spaces
+        if coupling is not None:  # a ready coupling object overrides cost, epsilon, scale_cost and tau_*
+            kind = type(self).check_coupling(coupling)
+            if kind == "linear":
+                cost, epsilon, scale_cost = coupling.cost, coupling.epsilon, coupling.scale_cost
+                tau_a, tau_b = coupling.tau_a, coupling.tau_b
+                if isinstance(scale_cost, str) and scale_cost not in ("mean", "median", "max_cost"):
+                    raise ValueError(
+                        f"EgNOT fixes the cost scale for the whole population: the coupling's scale_cost must be a "
+                        f"number, 'mean', 'median' or 'max_cost', got {scale_cost!r} (a per-batch ott scaling)."
+                    )
+            else:
+                self.gw = check_gw_plan_coupling(coupling, "EgNOT")
+                cost, epsilon, scale_cost = "sqeuclidean", self.gw.epsilon, 1.0  # C_lin is already scaled
         resolve_cost(cost)
         if epsilon is None or check_epsilon(epsilon) is None:
             raise ValueError("EgNOT needs an explicit `epsilon` > 0.")
         if check_tau("tau_a", tau_a) != 1.0 or check_tau("tau_b", tau_b) != 1.0:
             raise ValueError(f"EgNOT is balanced: tau_a and tau_b must be 1, got {tau_a} and {tau_b}; use GENOT.")
         check_population_scale_cost(scale_cost)
+        self.epsilon, self.scale_cost = float(epsilon), scale_cost  # the problem solved (after any coupling)
         if not 0.0 < float(step_anneal) <= 1.0:
             raise ValueError(f"`step_anneal` must be in (0, 1], got {step_anneal}.")
         if not 0.0 <= float(replay_fraction) < 1.0:
@@ -130,7 +167,7 @@ class EgNOT(ConditionalSolver):
             if self.config[name] is not None and not float(self.config[name]) > 0:
                 raise ValueError(f"`{name}` must be > 0, got {self.config[name]}.")
         self.cost_fn = resolve_cost(cost)
-        self.potential = Potential(tuple(hidden_dims), float(epsilon))
+        self.potential = Potential(tuple(hidden_dims), self.epsilon)
         self.optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(learning_rate))
         self.loss_history: dict[str, np.ndarray] = {}
 
@@ -140,8 +177,11 @@ class EgNOT(ConditionalSolver):
     # divisions by the constants they replace (results equal earlier ones up to the last float32 bits).
     def _log_density(self, params, y: jax.Array, x: jax.Array, cond: jax.Array, stats: dict) -> jax.Array:
         """Unnormalised log pi(y | x) for each row: (f(y) - c(x, y) / s) / epsilon."""
-        cost = jax.vmap(self.cost_fn)(x, y) * (1.0 / stats["cost_scale"])
-        return (self._potential(params, y, cond, stats) - cost) / self.config["epsilon"]
+        if self.gw is None:
+            cost = jax.vmap(self.cost_fn)(x, y) * (1.0 / stats["cost_scale"])
+        else:  # the GW plan's linearised cost, from its moments (traced statistics)
+            cost = jax.vmap(partial(linearised_cost, self.gw, stats["gw"]))(x, y)
+        return (self._potential(params, y, cond, stats) - cost) / self.epsilon
 
     def _potential(self, params, y: jax.Array, cond: jax.Array, stats: dict) -> jax.Array:
         """``f(y)`` of target-space cells (the network sees them standardised)."""
@@ -226,8 +266,48 @@ class EgNOT(ConditionalSolver):
         return {"x": batch.x, "c": batch.condition, "y": y}
 
     # -- fitting ---------------------------------------------------------------------------------
+    def _check_cost_dims(self, data: TaskData, n_tasks: int) -> None:
+        """Raise unless the cost can be evaluated between a source and a target cell of these dimensions."""
+        if self.gw is not None:
+            if n_tasks > 1:
+                raise NotImplementedError(
+                    "EgNOT with a Gromov-Wasserstein coupling learns one (source, target) pair; fit one model per "
+                    "condition, or use GENOT with conditions."
+                )
+            s = int(self.gw.n_shared)
+            if min(self.dims[:2]) <= s:
+                raise ValueError(
+                    f"The QuadraticCoupling has n_shared={s} shared features, so source and target need more than "
+                    f"{s} features each, got {self.dims[0]} and {self.dims[1]}."
+                )
+            return
+        try:
+            jax.eval_shape(self.cost_fn, data.x_raw[0], data.y_raw[0])
+        except Exception as err:  # noqa: BLE001 - any failure means the cost cannot take these cells
+            raise ValueError(
+                f"The cost cannot be evaluated between a source cell ({self.dims[0]} features) and a target cell "
+                f"({self.dims[1]} features): {err}. Across spaces, pass a callable cost c(x, y) or a "
+                "Gromov-Wasserstein coupling."
+            ) from err
+
+    def _gw_curvature(self, gw_stats: dict, data: TaskData, key: jax.Array, n_pairs: int = 256) -> float:
+        """Mean over random (source, target) pairs of the largest eigenvalue of the linearised cost's Hessian in y.
+
+        The Langevin step is ``0.1 epsilon / curvature``: for the squared-Euclidean cost divided by ``s`` (curvature
+        ``2 / s``) this is the default step of linear problems.
+        """
+        k1, k2 = jax.random.split(key)
+        i = jax.random.randint(k1, (n_pairs,), 0, data.x_raw.shape[0])
+        j = jax.random.randint(k2, (n_pairs,), 0, data.y_raw.shape[0])
+        hessian = jax.vmap(jax.hessian(partial(linearised_cost, self.gw, gw_stats), argnums=1))
+        top = jnp.linalg.eigvalsh(hessian(jnp.asarray(data.x_raw)[i], jnp.asarray(data.y_raw)[j]))[:, -1]
+        curvature = float(jnp.mean(jnp.maximum(top, 0.0)))
+        if not (np.isfinite(curvature) and curvature > 0):
+            raise FloatingPointError("The linearised Gromov-Wasserstein cost has no positive curvature: check data.")
+        return curvature
+
     def _cost_scale(self, data: TaskData, key: jax.Array) -> float:
-        return population_cost_scale(self.cost_fn, data.x_raw, data.y_raw, self.config["scale_cost"], key)
+        return population_cost_scale(self.cost_fn, data.x_raw, data.y_raw, self.scale_cost, key)
 
     def fit(
         self,
@@ -268,24 +348,27 @@ class EgNOT(ConditionalSolver):
         batch_size = int(min(batch_size, *(len(a) for a in sources + targets)))
         data = TaskData.from_tasks(sources, targets, cond)
         self.dims = (data.x_raw.shape[1], data.y_raw.shape[1], cond.shape[1])
-        try:
-            jax.eval_shape(self.cost_fn, data.x_raw[0], data.y_raw[0])
-        except Exception as err:  # noqa: BLE001 - any failure means the cost cannot take these cells
-            raise ValueError(
-                f"The cost cannot be evaluated between a source cell ({self.dims[0]} features) and a target cell "
-                f"({self.dims[1]} features): {err}. Across spaces, pass a callable cost c(x, y)."
-            ) from err
+        self._check_cost_dims(data, len(sources))
         key_scale, key_init, key_train = jax.random.split(jax.random.key(seed), 3)
         y_np = np.asarray(data.y_raw, np.float64)
         y_var = float(np.mean(y_np.var(0)))
-        cost_scale = self._cost_scale(data, key_scale)
-        step = self.config["langevin_step"] or 0.1 * min(cost_scale * self.config["epsilon"] / 2, y_var)
+        if self.gw is None:
+            cost_scale = self._cost_scale(data, key_scale)
+            step = self.config["langevin_step"] or 0.1 * min(cost_scale * self.epsilon / 2, y_var)
+            gw_stats = {}
+        else:  # solve the subsample's GW plan once; EgNOT learns the population plan of its linearised cost
+            plan_state = jax.tree.map(lambda a: a[0], self.config["coupling"].fit(sources, targets, cond, seed))
+            gw_stats = {"gw": linearisation_stats(self.gw, plan_state["x"], plan_state["y"], plan_state["plan"])}
+            cost_scale = 1.0
+            curvature = self._gw_curvature(gw_stats["gw"], data, key_scale)
+            step = self.config["langevin_step"] or 0.1 * min(self.epsilon / curvature, y_var)
         self.stats = {
             "y_mean": jnp.asarray(y_np.mean(0), jnp.float32),
             "init_std": jnp.float32(self.config["init_std"] or np.sqrt(y_var)),
             "y_scale": jnp.float32(max(np.sqrt(y_var), 1e-8)),
             "step": jnp.float32(step),
             "cost_scale": jnp.float32(cost_scale),
+            **gw_stats,
         }
         params = self.potential.init(key_init, jnp.zeros((1, self.dims[1])), jnp.zeros((1, self.dims[2])))
         chunk = int(min(self.config["chunk_size"], n_iters))
@@ -369,9 +452,11 @@ class EgNOT(ConditionalSolver):
     def _state_template(self) -> dict[str, Any]:
         dummy_y, dummy_c = jnp.zeros((1, self.dims[1])), jnp.zeros((1, self.dims[2]))
         stats = dict.fromkeys(("y_mean", "init_std", "y_scale", "step", "cost_scale"))
+        if self.gw is not None:
+            stats["gw"] = dict.fromkeys(STAT_KEYS)
         return {"params": jax.eval_shape(self.potential.init, jax.random.key(0), dummy_y, dummy_c), "stats": stats}
 
     def _set_state(self, state: dict[str, Any]) -> None:
         self.params = jax.tree.map(jnp.asarray, state["params"])
         self.dims = tuple(int(d) for d in state["dims"])
-        self.stats = {k: jnp.asarray(v) for k, v in state["stats"].items()}
+        self.stats = jax.tree.map(jnp.asarray, dict(state["stats"]))
