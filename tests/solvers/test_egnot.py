@@ -179,7 +179,7 @@ def _gw_plan(gw):
         (_gw_plan(ns.solvers.QuadraticCoupling(cost_x="geodesic")), ValueError, "cost_x='geodesic'.*GENOT"),
         (_gw_plan(ns.solvers.QuadraticCoupling(cost_y="cosine")), ValueError, "cost_y='cosine'.*GENOT"),
         (_gw_plan(ns.solvers.LinearCoupling()), TypeError, "SubsamplePlanCoupling of a LinearCoupling"),
-        (ns.solvers.MixturePotentialCoupling(), TypeError, "got a MixturePotentialCoupling.*use GENOT"),
+        (ns.solvers.MixturePotentialCoupling(), TypeError, r"from a global coupling \(MixturePotential"),
         ("minibatch", TypeError, "A coupling must be"),
     ],
 )

@@ -48,6 +48,21 @@ def test_global_coupling_recovers_an_isometry_and_is_recorded():
     assert out["params"]["coupling"] == "global" and out["params"]["n_global_cells"] == 300
 
 
+def test_egnot_translates_through_the_same_path():
+    src, tgt = _isometry()
+    model = ns.tl.translate_modalities(
+        src, tgt, "X_a", "X_b", solver="egnot", n_global_cells=300, n_iters=300, batch_size=64,
+        transfer_labels=["t"], solver_kwargs={"hidden_dims": (64, 64)},
+    )  # fmt: skip
+    out = src.uns["translate_modalities"]
+    # Measured: FOSCTTM 0.025 and label accuracy 0.95 (GENOT on the same global plan: 0.019, 0.93), the GW plan
+    # of 300 cells linearised; coupling=None means "global" for EgNOT.
+    assert isinstance(model, ns.solvers.EgNOT) and out["params"]["coupling"] == "global"
+    assert out["metrics"]["foscttm"] < 0.06 and out["metrics"]["label_accuracy_t"] > 0.85
+    with pytest.raises(ValueError, match="EgNOT cannot learn from a quadratic coupling"):
+        ns.tl.translate_modalities(src, tgt, "X_a", "X_b", solver="egnot", coupling="minibatch", key_added="mb")
+
+
 @pytest.fixture(scope="module")
 def multiome_runs():
     runs = {}

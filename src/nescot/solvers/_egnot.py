@@ -111,7 +111,7 @@ class EgNOT(ConditionalSolver):
     """
 
     name = "egnot"
-    coupling_kinds: ClassVar[frozenset[str]] = frozenset({"linear", "global"})
+    coupling_kinds: ClassVar[frozenset[str]] = frozenset({"linear", "plan"})
     supports_unbalanced: ClassVar[bool] = False
 
     def __init__(

@@ -96,7 +96,7 @@ class SubsamplePlanCoupling:
             states.append({"x": x_sub, "y": y_sub, "plan": plan / plan.sum()})
         if failed:
             warnings.warn(
-                f"SubsamplePlanCoupling: the plan of task(s) {failed} did not converge, so GENOT learns from an "
+                f"SubsamplePlanCoupling: the plan of task(s) {failed} did not converge, so the solver learns from an "
                 "approximate plan. Raise the coupling's epsilon or its solver's iterations (e.g. gw_kwargs).",
                 CouplingConvergenceWarning,
                 stacklevel=3,
