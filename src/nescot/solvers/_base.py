@@ -137,8 +137,8 @@ class ConditionalSolver(abc.ABC):
     - ``coupling_kinds``: the kinds of ``coupling`` the constructor accepts (see
       :func:`~nescot.solvers.coupling_kind`): ``"linear"`` (an entropic problem between cells of one space),
       ``"quadratic"`` (Gromov-Wasserstein / fused, across spaces), ``"plan"`` (one plan solved before training on a
-      subsample), ``"global"`` (another model of the population plan fitted before training); empty for solvers
-      with their own objective, which take no coupling;
+      subsample), ``"global"`` (another model of the population plan fitted before training), ``"custom"`` (any
+      other callable mini-batch coupling); empty for solvers with their own objective, which take no coupling;
     - ``supports_unbalanced``: whether unbalanced couplings (``tau_a`` or ``tau_b`` < 1) are learned, with
       per-cell masses (:meth:`mass`);
     - ``supports_conditions``: whether several (source, target) pairs with a ``condition`` are learned jointly;

@@ -83,7 +83,7 @@ class GENOT(ConditionalSolver):
     """
 
     name = "genot"
-    coupling_kinds = frozenset({"linear", "quadratic", "global", "plan"})
+    coupling_kinds = frozenset({"linear", "quadratic", "global", "plan", "custom"})
     supports_unbalanced = True
     solves_batch_plans = True
 

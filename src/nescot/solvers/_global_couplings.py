@@ -367,7 +367,8 @@ def coupling_kind(coupling: Any) -> str:
     ``"plan"``: one discrete plan solved before training on a subsample of the cells
     (:class:`~nescot.solvers.SubsamplePlanCoupling`, e.g. of a quadratic coupling across spaces);
     ``"global"``: another model of the population plan fitted before training (:class:`GlobalCoupling`:
-    the Gaussian-mixture potential, the EgNOT teacher). Anything else is ``TypeError``.
+    the Gaussian-mixture potential, the EgNOT teacher); ``"custom"``: any other mini-batch coupling, a callable
+    ``coupling(x, y) -> CouplingOutput``. Anything else is ``TypeError``.
     """
     from ._couplings import LinearCoupling, QuadraticCoupling
     from ._plan_coupling import SubsamplePlanCoupling
@@ -380,7 +381,9 @@ def coupling_kind(coupling: Any) -> str:
         return "plan"
     if isinstance(coupling, GlobalCoupling):
         return "global"
+    if callable(coupling) and not isinstance(coupling, type):
+        return "custom"
     raise TypeError(
-        f"A coupling must be a LinearCoupling, a QuadraticCoupling or a global coupling (fit / draw), got "
-        f"{type(coupling).__name__}."
+        f"A coupling must be a LinearCoupling, a QuadraticCoupling, a global coupling (fit / draw) or a callable "
+        f"mini-batch coupling, got {type(coupling).__name__}."
     )

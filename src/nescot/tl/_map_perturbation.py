@@ -98,7 +98,7 @@ def _coupling_diagnostic(
     model: ConditionalSolver, x: np.ndarray, y: np.ndarray | Any, batch_size: int, seed: int
 ) -> dict[str, float] | None:
     """Batch-size sensitivity of the model's mini-batch coupling on the user's cells (GENOT-like solvers)."""
-    if not model.solves_batch_plans or coupling_kind(model.coupling) not in ("linear", "quadratic"):
+    if not model.solves_batch_plans or coupling_kind(model.coupling) not in ("linear", "quadratic", "custom"):
         return None  # no mini-batch plans to vary
     if min(len(x), len(y)) <= batch_size:  # batches already hold all cells: no bias to measure
         return None
