@@ -348,17 +348,23 @@ class MapSolver(ConditionalSolver):
     def push(self, x: np.ndarray) -> np.ndarray:
         """Return the map ``T(x)``: array (n, d_target) in the target's units."""
 
+    def _refuse_condition(self, condition: Any) -> None:
+        """Raise a ``ValueError`` naming the solver unless ``condition`` is ``None`` (a map takes none)."""
+        if condition is not None:
+            raise ValueError(
+                f"{type(self).__name__} learns one map between two populations and takes no `condition`; fit one "
+                "model per condition."
+            )
+
     def transport(self, x, condition=None, *, n_samples: int = 1, seed: int = 0) -> np.ndarray:
         """``T(x)`` repeated ``n_samples`` times: array (n, n_samples, d_target) (``seed`` is unused)."""
-        if condition is not None:
-            raise ValueError(f"{type(self).__name__} takes no `condition`.")
+        self._refuse_condition(condition)
         t = self.push(x)
         return np.repeat(t[:, None], check_positive_int(n_samples, "n_samples"), axis=1)
 
     def predict(self, x, condition=None, *, n_samples: int = 32, seed: int = 0) -> np.ndarray:
         """``T(x)`` (the conditional mean of a point mass): array (n, d_target)."""
-        if condition is not None:
-            raise ValueError(f"{type(self).__name__} takes no `condition`.")
+        self._refuse_condition(condition)
         return self.push(x)
 
     def displacement(self, x: np.ndarray) -> np.ndarray:

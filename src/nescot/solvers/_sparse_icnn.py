@@ -64,11 +64,15 @@ class _TrainState(NamedTuple):
     g_opt_state: Any
 
 
-def _check_no_condition(owner: str, condition: Any) -> None:
-    if condition is not None:
-        raise ValueError(
-            f"{owner} learns one map between two populations and takes no `condition`; fit one model per condition."
-        )
+def _gene_pairs(source: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Source and target cells as float32 (n, G) and (m, G) arrays of the same genes, >= 2 cells each, finite."""
+    x, y = as_float_array(source, "source"), as_float_array(target, "target")
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
+        raise ValueError(f"Source and target must be (n, G) with the same genes, got {x.shape} and {y.shape}.")
+    for name, a in (("source", x), ("target", y)):
+        if len(a) < 2 or not np.all(np.isfinite(a)):
+            raise ValueError(f"The {name} needs >= 2 cells and finite values.")
+    return x, y
 
 
 class SparseICNN(MapSolver):
@@ -249,14 +253,9 @@ class SparseICNN(MapSolver):
         -------
         The fitted model.
         """
-        _check_no_condition(type(self).__name__, condition)
+        self._refuse_condition(condition)
         check_training_args(seed=seed, n_iters=n_iters, batch_size=batch_size)
-        x, y = as_float_array(source, "source"), as_float_array(target, "target")
-        if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
-            raise ValueError(f"Source and target must be (n, G) with the same genes, got {x.shape} and {y.shape}.")
-        for name, a in (("source", x), ("target", y)):
-            if len(a) < 2 or not np.all(np.isfinite(a)):
-                raise ValueError(f"The {name} needs >= 2 cells and finite values.")
+        x, y = _gene_pairs(source, target)
         if target_dim is not None and not target_dim >= 0:
             raise ValueError(f"`target_dim` must be >= 0, got {target_dim}.")
         if target_dim is not None and self.lam == 0:
@@ -519,14 +518,9 @@ class EntropicElasticMap(MapSolver):
         from ott.problems.linear import linear_problem
         from ott.solvers.linear import sinkhorn
 
-        _check_no_condition(type(self).__name__, condition)
+        self._refuse_condition(condition)
         check_seed(seed)
-        x, y = as_float_array(source, "source"), as_float_array(target, "target")
-        if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
-            raise ValueError(f"Source and target must be (n, G) with the same genes, got {x.shape} and {y.shape}.")
-        for name, a in (("source", x), ("target", y)):
-            if len(a) < 2 or not np.all(np.isfinite(a)):
-                raise ValueError(f"The {name} needs >= 2 cells and finite values.")
+        x, y = _gene_pairs(source, target)
         geom = pointcloud.PointCloud(jnp.asarray(x), jnp.asarray(y), cost_fn=self.cost, epsilon=self.config["epsilon"])
         out = sinkhorn.Sinkhorn(max_iterations=self.config["max_iterations"])(linear_problem.LinearProblem(geom))
         self.converged = bool(out.converged)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -138,7 +139,8 @@ def _coupling(
             raise ValueError(f"Solver {cls.name!r} has its own objective and takes no `coupling` (got {coupling!r}).")
         if tau_a != 1.0 or tau_b != 1.0:
             raise ValueError(f"Solver {cls.name!r} is balanced: tau_a and tau_b must be 1, got {tau_a} and {tau_b}.")
-        if (cost, epsilon, scale_cost) != ("sqeuclidean", 0.05, "mean"):
+        defaults = inspect.signature(map_perturbation).parameters
+        if (cost, epsilon, scale_cost) != tuple(defaults[k].default for k in ("cost", "epsilon", "scale_cost")):
             raise ValueError(
                 f"Solver {cls.name!r} has its own objective: `cost`, `epsilon` and `scale_cost` do not apply to it "
                 f"(got {cost!r}, {epsilon!r}, {scale_cost!r}); leave them at their defaults."
