@@ -98,11 +98,15 @@ class LazyRows:
         block = block.toarray() if sp.issparse(block) else np.asarray(block)
         return block.astype(np.float32, copy=False)
 
+    @property
+    def block_rows(self) -> int:
+        """Rows in a block of about 64 MB."""
+        return max(1, _BLOCK_BYTES // (4 * max(1, self.shape[1])))
+
     def blocks(self):
         """Iterate over consecutive blocks of rows (about 64 MB each)."""
-        step = max(1, _BLOCK_BYTES // (4 * max(1, self.shape[1])))
-        for start in range(0, len(self), step):
-            yield self[np.arange(start, min(start + step, len(self)))]
+        for _, block in row_chunks(self, self.block_rows):
+            yield block
 
     def to_memory(self) -> np.ndarray:
         """All rows as one dense float32 array."""
@@ -114,6 +118,13 @@ class LazyRows:
         for block in self.blocks():
             total += block.sum(0, dtype=np.float64)
         return total / max(1, len(self))
+
+
+def row_chunks(data: np.ndarray | LazyRows, size: int):
+    """Yield ``(start, rows)`` for consecutive chunks of ``size`` rows, read from disk one chunk at a time."""
+    for start in range(0, len(data), size):
+        stop = min(start + size, len(data))
+        yield start, data[np.arange(start, stop)] if isinstance(data, LazyRows) else data[start:stop]
 
 
 def take_rows(data: np.ndarray | LazyRows, rows: np.ndarray) -> np.ndarray | LazyRows:

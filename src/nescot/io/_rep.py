@@ -14,7 +14,7 @@ import pandas as pd
 import scipy.sparse as sp
 from anndata import AnnData
 
-from ._lazy import LazyRows, is_lazy
+from ._lazy import LazyRows, is_lazy, row_chunks
 
 
 def rep_element(adata: AnnData, rep: str) -> Any:
@@ -37,8 +37,18 @@ def rep_element(adata: AnnData, rep: str) -> Any:
     )
 
 
-def check_finite(arr: np.ndarray, what: str) -> None:
-    """Raise a ``ValueError`` naming ``what`` and the first bad cell if ``arr`` has NaN / inf."""
+def check_finite(arr: np.ndarray | LazyRows, what: str) -> None:
+    """Raise a ``ValueError`` naming ``what`` and the first bad cell if ``arr`` has NaN / inf.
+
+    On-disk rows (:class:`~nescot.io.LazyRows`) are read block by block, none kept.
+    """
+    if isinstance(arr, LazyRows):
+        for start, block in row_chunks(arr, arr.block_rows):
+            bad = ~np.isfinite(block)
+            if bad.any():
+                row = start + int(np.argwhere(bad)[0][0])
+                raise ValueError(f"{what} contains NaN or infinite values (first in row {row}).")
+        return
     bad = ~np.isfinite(arr)
     if bad.any():
         row = int(np.argwhere(bad)[0][0])

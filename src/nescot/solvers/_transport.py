@@ -45,15 +45,17 @@ def sample_in_chunks(
     n = len(x)
     keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.key(seed), i))(jnp.arange(n))
     chunk = int(min(chunk_cells, n))
-    out = []
+    samples = None
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
         pad = chunk - (stop - start)  # pad the last chunk so every call reuses one executable
         xs = np.pad(x[start:stop], ((0, pad), (0, 0)))
         cs = np.pad(cond[start:stop], ((0, pad), (0, 0)))
         ks = jnp.concatenate([keys[start:stop], keys[:pad]]) if pad else keys[start:stop]
-        out.append(np.asarray(sample_chunk(xs, cs, ks))[: stop - start])
-    samples = np.concatenate(out)
+        rows = np.asarray(sample_chunk(xs, cs, ks))[: stop - start]
+        if samples is None:  # filled in place: no list of chunks to concatenate (a second copy of all draws)
+            samples = np.empty((n, *rows.shape[1:]), rows.dtype)
+        samples[start:stop] = rows
     if not np.all(np.isfinite(samples)):
         raise FloatingPointError(f"{solver} produced non-finite samples: {hint}")
     return samples

@@ -10,7 +10,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._settings import logger
-from ..io._lazy import column_mean, take_rows
+from ..io._lazy import LazyRows, column_mean, is_lazy, row_chunks, take_rows
 from ..io._rep import check_finite, get_rep
 from ..metrics import compare_populations
 from ..solvers import ConditionalSolver, batch_size_sensitivity, coupling_kind, make_coupling
@@ -58,7 +58,7 @@ def _chunk_seed(seed: int, chunk: int) -> int:
 
 def _push_forward(
     model: ConditionalSolver,
-    x: np.ndarray,
+    x: np.ndarray | LazyRows,
     cond: np.ndarray | None,
     rows: np.ndarray,
     n_obs: int,
@@ -66,19 +66,20 @@ def _push_forward(
     seed: int,
     decoder: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
     mass: np.ndarray | None,
+    expression: bool,
 ) -> dict[str, np.ndarray]:
     """Transport source cells ``x`` (rows ``rows`` of the AnnData) chunk by chunk into the outputs' arrays.
 
     Returns the conditional means (n_obs, d) and samples (n_obs, n_samples, d), NaN outside ``rows``, and with a
-    PCA ``decoder`` the decoded means (n_obs, n_vars), 0 outside ``rows`` and on genes outside the PCA, and the
-    predicted population's mean expression (cells weighted by ``mass`` when it was learned). Only one chunk's
-    draws exist besides the outputs.
+    PCA ``decoder`` the predicted population's mean expression (cells weighted by ``mass`` when it was learned)
+    and, if ``expression``, the decoded means (n_obs, n_vars), 0 outside ``rows`` and on genes outside the PCA.
+    Only one chunk of cells (read from disk when ``x`` is on disk) and its draws exist besides the outputs.
     """
     out: dict[str, np.ndarray] = {}
     total, weight = 0.0, 0.0
-    for k, start in enumerate(range(0, len(x), TRANSPORT_CHUNK)):
-        chunk = slice(start, start + TRANSPORT_CHUNK)
-        samples = model.transport(x[chunk], cond, n_samples=n_samples, seed=_chunk_seed(seed, k))
+    for k, (start, cells) in enumerate(row_chunks(x, TRANSPORT_CHUNK)):
+        chunk = slice(start, start + len(cells))
+        samples = model.transport(cells, cond, n_samples=n_samples, seed=_chunk_seed(seed, k))
         if not out:
             out["mean"] = np.full((n_obs, samples.shape[-1]), np.nan, np.float32)
             out["samples"] = np.full((n_obs, n_samples, samples.shape[-1]), np.nan, np.float32)
@@ -87,7 +88,8 @@ def _push_forward(
         if decoder is not None:
             loadings, centre, in_pca = decoder
             expr = (mean @ loadings.T + centre) * in_pca
-            out.setdefault("expression", np.zeros((n_obs, len(centre)), np.float32))[rows[chunk]] = expr
+            if expression:
+                out.setdefault("expression", np.zeros((n_obs, len(centre)), np.float32))[rows[chunk]] = expr
             w = np.ones(len(expr)) if mass is None else mass[chunk].astype(np.float64)
             total, weight = total + w @ expr, weight + w.sum()
     if decoder is not None:
@@ -96,16 +98,20 @@ def _push_forward(
 
 
 def _coupling_diagnostic(
-    model: ConditionalSolver, x: np.ndarray, y: np.ndarray | Any, batch_size: int, seed: int
+    model: ConditionalSolver, x: np.ndarray | LazyRows, y: np.ndarray | LazyRows, batch_size: int, seed: int
 ) -> dict[str, float] | None:
     """Batch-size sensitivity of the model's mini-batch coupling on the user's cells (GENOT-like solvers)."""
     if not model.solves_batch_plans or coupling_kind(model.coupling) not in ("linear", "quadratic", "custom"):
         return None  # no mini-batch plans to vary
     if min(len(x), len(y)) <= batch_size:  # batches already hold all cells: no bias to measure
         return None
-    rows = np.random.default_rng(seed).choice(len(y), min(len(y), 4 * int(batch_size)), replace=False)
-    y_sub = np.asarray(y[np.sort(rows)], np.float32)
-    out = batch_size_sensitivity(model.coupling, x, y_sub, int(batch_size), seed=seed)
+    # the diagnostic's largest batches hold 4 x batch_size cells: read only that many of each population
+    rng = np.random.default_rng(seed)
+    y_sub, x_sub = (
+        np.asarray(a[np.sort(rng.choice(len(a), min(len(a), 4 * int(batch_size)), replace=False))], np.float32)
+        for a in (y, x)
+    )
+    out = batch_size_sensitivity(model.coupling, x_sub, y_sub, int(batch_size), seed=seed)
     if out["batch_sensitivity"] > BATCH_SENSITIVITY_WARNING:
         logger.warning(
             "The mini-batch coupling's conditionals change by %.2f of the target's variance when batches grow from "
@@ -172,6 +178,7 @@ def map_perturbation(
     holdout: float = 0.1,
     seed: int = 0,
     key_added: str = "map_perturbation",
+    expression_layer: bool | None = None,
     solver_kwargs: dict[str, Any] | None = None,
     fit_kwargs: dict[str, Any] | None = None,
 ) -> ConditionalSolver:
@@ -221,6 +228,11 @@ def map_perturbation(
         Seed of the split, the training and the sampling.
     key_added
         Prefix of every key written.
+    expression_layer
+        Write the predicted expression as ``.layers[key]`` (when ``rep`` is a PCA; a dense n_obs x n_vars array).
+        ``None`` writes it when ``X`` is in memory and not when it is on disk (backed h5ad,
+        :func:`nescot.io.read_on_disk`), where the layer may not fit in memory; the predicted population's mean
+        expression, ``.var[key + '_predicted_mean']``, is written either way.
     solver_kwargs
         Further arguments of the solver (e.g. ``hidden_dims``, ``learning_rate``, ``n_samples_per_source``).
     fit_kwargs
@@ -241,8 +253,9 @@ def map_perturbation(
       over-represented there), of mass 0.5 half (it is lost or under-represented). The predicted population is
       the samples weighted by this mass;
     - ``adata.layers[key]``: predicted expression (decoded conditional mean) of source cells (when
-      ``rep='X_pca'`` comes from ``sc.pp.pca`` with ``.varm['PCs']``), 0 elsewhere and on genes outside the PCA;
-      ``adata.var[key + '_predicted_mean']``: the predicted population's mean expression (mass-weighted);
+      ``rep='X_pca'`` comes from ``sc.pp.pca`` with ``.varm['PCs']``; see ``expression_layer``), 0 elsewhere and
+      on genes outside the PCA; ``adata.var[key + '_predicted_mean']``: the predicted population's mean
+      expression (mass-weighted);
     - ``adata.uns[key_added]``: ``params``, ``loss_history``; ``metrics`` per target on held-out cells,
       comparing ``n_samples`` draws per held-out source cell (weighted by mass when unbalanced; the unweighted
       values in ``metrics_unweighted``) with the held-out target cells, and ``metrics_identity``, the same
@@ -266,6 +279,8 @@ def map_perturbation(
         raise ValueError(f"`holdout` must be in [0, 1), got {holdout}.")
     if int(n_samples) < 1:
         raise ValueError(f"`n_samples` must be >= 1, got {n_samples}.")
+    if expression_layer not in (None, True, False):
+        raise TypeError(f"`expression_layer` must be None, True or False, got {expression_layer!r}.")
     solver_cls = solver_class(solver, "map_perturbation")
     fit_kwargs = check_fit_kwargs(solver_cls, fit_kwargs)
     check_training_args(  # all before the coupling diagnostic and the training
@@ -290,12 +305,17 @@ def map_perturbation(
     model = build_solver(solver_cls, pairing, solver_kwargs, tool="map_perturbation")
 
     rng = np.random.default_rng(seed)
-    x_all = data[masks[str(source)]]
+    src_mask = masks[str(source)]
+    src_rows = np.flatnonzero(src_mask)
+    x_all = take_rows(data, src_rows)  # on disk: a view, read chunk by chunk for training and transport
     check_finite(x_all, f"representation {rep!r}")
     train_rows, test_rows = split_holdout(len(x_all), holdout, rng)
-    x_train, x_test = x_all[train_rows], x_all[test_rows]
+    x_train, x_test = take_rows(x_all, train_rows), np.asarray(x_all[test_rows])
     y_splits = {t: split_holdout(int(masks[str(t)].sum()), holdout, rng) for t in targets}
     y_train = [take_rows(data, np.flatnonzero(masks[str(t)])[y_splits[t][0]]) for t in targets]
+    y_test = {t: np.asarray(data[np.flatnonzero(masks[str(t)])[y_splits[t][1]]]) for t in targets}
+    for t in targets:  # held-out cells are read now, so that a bad value stops the call before training
+        check_finite(y_test[t], f"representation {rep!r} (held-out {t!r} cells)")
     conditions = np.eye(len(targets), dtype=np.float32) if len(targets) > 1 else None
 
     diagnostic = _coupling_diagnostic(model, x_train, y_train[0], batch_size, seed)
@@ -310,9 +330,11 @@ def map_perturbation(
         **fit_kwargs,
     )
 
-    src_mask = masks[str(source)]
-    src_rows = np.flatnonzero(src_mask)
     decoder = _pca_decoder(adata, rep)
+    if expression_layer is None:  # a dense n_obs x n_vars layer may not fit in memory when X is on disk
+        expression_layer = not is_lazy(adata.X)
+        if decoder is not None and not expression_layer:
+            logger.info("X is on disk: no .layers[%r] (pass expression_layer=True to write it).", key_added)
     obsm, obs, layers, var, metrics, unweighted, identity = {}, {}, {}, {}, {}, {}, {}
     for k, t in enumerate(targets):
         key = key_added if len(targets) == 1 else f"{key_added}_{t}"
@@ -320,23 +342,25 @@ def map_perturbation(
         mass = relative_mass(model, x_all, cond)
         if mass is not None:
             obs[f"{key}_mass"] = fill_rows(adata.n_obs, src_mask, mass)
-        pushed = _push_forward(model, x_all, cond, src_rows, adata.n_obs, n_samples, seed, decoder, mass)
-        obsm[key], obsm[f"{key}_samples"] = pushed["mean"], pushed["samples"]
-        if decoder is not None:
-            layers[key] = pushed["expression"]
-            var[f"{key_added}_reconstructed"] = decoder[2]
-            var[f"{key}_predicted_mean"] = pushed["predicted_mean"]
-        y_test = data[np.flatnonzero(masks[str(t)])[y_splits[t][1]]]
-        if len(x_test) and len(y_test):
+        if len(x_test) and len(y_test[t]):  # evaluated first: its transient memory precedes the outputs'
             # the predicted population: n_samples conditional draws per held-out source cell, each cell
             # weighted by its learned mass (unbalanced), as the plan transports it
             drawn = model.transport(x_test, cond, n_samples=n_samples, seed=seed + 1)
             pred = drawn.reshape(-1, drawn.shape[-1])
             weights = None if mass is None else np.repeat(mass[test_rows], n_samples)
-            metrics[str(t)] = compare_populations(pred, y_test, pred_weights=weights, seed=seed)
+            metrics[str(t)] = compare_populations(pred, y_test[t], pred_weights=weights, seed=seed)
             if weights is not None:
-                unweighted[str(t)] = compare_populations(pred, y_test, seed=seed)
-            identity[str(t)] = compare_populations(x_test, y_test, seed=seed)
+                unweighted[str(t)] = compare_populations(pred, y_test[t], seed=seed)
+            identity[str(t)] = compare_populations(x_test, y_test[t], seed=seed)
+        pushed = _push_forward(
+            model, x_all, cond, src_rows, adata.n_obs, n_samples, seed, decoder, mass, expression_layer
+        )
+        obsm[key], obsm[f"{key}_samples"] = pushed["mean"], pushed["samples"]
+        if decoder is not None:
+            if expression_layer:
+                layers[key] = pushed["expression"]
+            var[f"{key_added}_reconstructed"] = decoder[2]
+            var[f"{key}_predicted_mean"] = pushed["predicted_mean"]
     if holdout and not metrics:
         logger.warning("Groups too small for a held-out evaluation with holdout=%s; no metrics computed.", holdout)
 
@@ -368,7 +392,7 @@ def map_perturbation(
         uns[key_added]["metrics_unweighted"] = unweighted
     if diagnostic is not None:
         uns[key_added]["coupling_diagnostic"] = diagnostic
-    write_results(adata, obsm=obsm, obs=obs, var=var if layers else None, layers=layers, uns=uns)
+    write_results(adata, obsm=obsm, obs=obs, var=var or None, layers=layers, uns=uns)
     return model
 
 

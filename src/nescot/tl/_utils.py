@@ -16,6 +16,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._settings import logger
+from ..io._lazy import LazyRows, row_chunks
 
 
 def as_group_list(groups: Any, name: str) -> list[Any]:
@@ -192,14 +193,18 @@ def check_fit_kwargs(solver_cls: type, fit_kwargs: dict[str, Any] | None) -> dic
     return fit_kwargs
 
 
-def relative_mass(model: Any, x: np.ndarray, condition: np.ndarray | None) -> np.ndarray | None:
+def relative_mass(model: Any, x: np.ndarray | LazyRows, condition: np.ndarray | None) -> np.ndarray | None:
     """Return the model's learned mass of cells ``x``, divided by its mean over ``x``.
 
     1.0 is the average mass of a source cell in the unbalanced plan: a cell of mass 2 sends twice the average
     amount of mass to the target population (its kind is over-represented there: growth, or more similar
     targets), a cell of mass 0.5 half of it (loss, or few similar targets). ``None`` for balanced models.
     """
-    mass = model.mass(x, condition)
+    if isinstance(x, LazyRows):  # on disk: one block of cells in memory at a time
+        masses = [model.mass(block, condition) for _, block in row_chunks(x, x.block_rows)]
+        mass = None if masses[0] is None else np.concatenate(masses)
+    else:
+        mass = model.mass(x, condition)
     if mass is None:
         return None
     return (np.asarray(mass, np.float64) / float(np.mean(mass))).astype(np.float32)
