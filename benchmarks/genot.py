@@ -212,10 +212,13 @@ def accuracy_global(suite: str) -> dict:
 # 2000 steps leave short (its loss still falls; the mixture's own draws score far below GENOT's samples).
 GLOBAL_LONG = {
     "quick": {**GLOBAL["quick"], "n_iters": 6000, "cases": [("mixture", 128, 0.1), ("mixture", 128, 1.0)],
-              "couplings": ("mixture",)},
+              "couplings": ("mixture",), "n_samples_more": MIXTURES["full"]["n_samples"]},
     "full": {**GLOBAL["full"], "n_iters": 30000, "cases": [("mixture", 128, 0.1), ("mixture", 128, 1.0)],
              "couplings": ("mixture",)},
 }  # fmt: skip
+# n_samples_more: the same models scored again with the full suite's draws per test cell. In 128 dimensions the
+# quick suite's 256 draws leave a floor of about 10% (exact draws' score) at paper epsilon 1, two thirds of the
+# published figure, which comes from the benchmark's own, larger evaluation.
 
 
 # No smoke run: it would repeat genot.accuracy.global's.
@@ -241,6 +244,13 @@ def _global_accuracy(cfg: dict, suite: str) -> dict:
                 state = jax.tree.map(lambda a: a[0], coupling.state)
                 draws = coupling.coupling.sample(state, jax.random.key(1), case.x_test, cfg["n_samples"])
                 teacher = case.score(np.asarray(draws))
+            more = {}
+            if cfg.get("n_samples_more"):
+                n, half = cfg["n_samples_more"], 0.5 if paper else 1.0
+                more = {
+                    f"cbw2_uvp_%_{n}_draws": half * case.score(model.transport(case.x_test, n_samples=n, seed=1)),
+                    f"floor_%_{n}_draws": half * case.score(case.pair.sample_plan(case.x_test, n, seed=4)),
+                }
             rows.append(
                 {
                     "pair": kind,
@@ -254,6 +264,7 @@ def _global_accuracy(cfg: dict, suite: str) -> dict:
                     "coupling_draws_%": teacher / 2 if paper else teacher,
                     "floor_%": case.floor / 2 if paper else case.floor,
                     "convention": "paper" if paper else "ns.metrics",
+                    **more,
                 }
             )
     return {
@@ -268,6 +279,14 @@ def _global_accuracy(cfg: dict, suite: str) -> dict:
             "the one-time fit before GENOT's training, genot_train_s the training itself",
             "coupling_draws_%: the fitted mixture's own closed-form conditional draws at the test cells, no network "
             "(the law GENOT is trained to reproduce; EgNOT's pool holds other cells, so not scored)",
+            *(
+                [
+                    f"*_{cfg['n_samples_more']}_draws: the same model and test cells scored with "
+                    f"{cfg['n_samples_more']} draws per cell (the full suite's), which lowers the metric's floor"
+                ]
+                if cfg.get("n_samples_more")
+                else []
+            ),
         ],
     }
 
