@@ -103,20 +103,19 @@ def isometric(suite: str) -> dict:
     seconds = time.perf_counter() - t0
     rows = [{"method": "discrete GW (ott, all cells)", **scores(plan @ y_train / plan.sum(1, keepdims=True)),
              "train_s": round(seconds, 1)}]  # fmt: skip
-    for name, coupling in (("GENOT minibatch", gw), ("GENOT global", SubsamplePlanCoupling(gw))):
+    solvers = (
+        ("GENOT minibatch", GENOT(coupling=gw, **cfg["net"]), cfg["n_iters"]),
+        ("GENOT global", GENOT(coupling=SubsamplePlanCoupling(gw), **cfg["net"]), cfg["n_iters"]),
+        # EgNOT across spaces: the population plan of the linearised cost of the same GW plan (one subsample solve)
+        ("EgNOT on the GW plan's linearised cost", EgNOT(coupling=SubsamplePlanCoupling(gw), **cfg["egnot_net"]),
+         cfg["egnot_iters"]),
+    )  # fmt: skip
+    for name, model, n_iters in solvers:
         t0 = time.perf_counter()
-        model = GENOT(coupling=coupling, **cfg["net"])
-        model.fit(x, y_train, n_iters=cfg["n_iters"], batch_size=cfg["batch"], seed=0)
+        model.fit(x, y_train, n_iters=n_iters, batch_size=cfg["batch"], seed=0)
         seconds = time.perf_counter() - t0
         pred = model.transport(x, n_samples=16, seed=0).mean(1)
         rows.append({"method": name, **scores(pred), "train_s": round(seconds, 1)})
-    # EgNOT across spaces: the population plan of the linearised cost of the same GW plan (one subsample solve)
-    t0 = time.perf_counter()
-    model = EgNOT(coupling=SubsamplePlanCoupling(gw), **cfg["egnot_net"])
-    model.fit(x, y_train, n_iters=cfg["egnot_iters"], batch_size=cfg["batch"], seed=0)
-    seconds = time.perf_counter() - t0
-    pred = model.transport(x, n_samples=16, seed=0).mean(1)
-    rows.append({"method": "EgNOT on the GW plan's linearised cost", **scores(pred), "train_s": round(seconds, 1)})
     return {
         "rows": rows,
         "notes": [

@@ -42,17 +42,14 @@ def check_finite(arr: np.ndarray | LazyRows, what: str) -> None:
 
     On-disk rows (:class:`~nescot.io.LazyRows`) are read block by block, none kept.
     """
-    if isinstance(arr, LazyRows):
-        for start, block in row_chunks(arr, arr.block_rows):
-            bad = ~np.isfinite(block)
-            if bad.any():
-                row = start + int(np.argwhere(bad)[0][0])
-                raise ValueError(f"{what} contains NaN or infinite values (first in row {row}).")
-        return
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        row = int(np.argwhere(bad)[0][0])
-        raise ValueError(f"{what} contains {int(bad.sum())} NaN or infinite value(s) (first in row {row}).")
+    n_bad, first = 0, None
+    for start, block in row_chunks(arr, arr.block_rows if isinstance(arr, LazyRows) else max(1, len(arr))):
+        bad = ~np.isfinite(block)
+        if bad.any():
+            n_bad += int(bad.sum())
+            first = start + int(np.argwhere(bad)[0][0]) if first is None else first
+    if n_bad:
+        raise ValueError(f"{what} contains {n_bad} NaN or infinite value(s) (first in row {first}).")
 
 
 def get_rep(adata: AnnData, rep: str, rows: np.ndarray | None = None, *, lazy: bool = False) -> np.ndarray | LazyRows:

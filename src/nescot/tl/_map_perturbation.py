@@ -107,10 +107,13 @@ def _coupling_diagnostic(
         return None
     # the diagnostic's largest batches hold 4 x batch_size cells: read only that many of each population
     rng = np.random.default_rng(seed)
-    y_sub, x_sub = (
-        np.asarray(a[np.sort(rng.choice(len(a), min(len(a), 4 * int(batch_size)), replace=False))], np.float32)
-        for a in (y, x)
-    )
+
+    def subsample(cells: np.ndarray | LazyRows) -> np.ndarray:
+        rows = rng.choice(len(cells), min(len(cells), 4 * int(batch_size)), replace=False)
+        return np.asarray(cells[np.sort(rows)], np.float32)
+
+    y_sub = subsample(y)  # targets first: a seed draws the same target cells as before sources were subsampled
+    x_sub = subsample(x)
     out = batch_size_sensitivity(model.coupling, x_sub, y_sub, int(batch_size), seed=seed)
     if out["batch_sensitivity"] > BATCH_SENSITIVITY_WARNING:
         logger.warning(
@@ -308,14 +311,15 @@ def map_perturbation(
     src_mask = masks[str(source)]
     src_rows = np.flatnonzero(src_mask)
     x_all = take_rows(data, src_rows)  # on disk: a view, read chunk by chunk for training and transport
-    check_finite(x_all, f"representation {rep!r}")
     train_rows, test_rows = split_holdout(len(x_all), holdout, rng)
     x_train, x_test = take_rows(x_all, train_rows), np.asarray(x_all[test_rows])
     y_splits = {t: split_holdout(int(masks[str(t)].sum()), holdout, rng) for t in targets}
     y_train = [take_rows(data, np.flatnonzero(masks[str(t)])[y_splits[t][0]]) for t in targets]
     y_test = {t: np.asarray(data[np.flatnonzero(masks[str(t)])[y_splits[t][1]]]) for t in targets}
-    for t in targets:  # held-out cells are read now, so that a bad value stops the call before training
-        check_finite(y_test[t], f"representation {rep!r} (held-out {t!r} cells)")
+    if isinstance(data, LazyRows):  # in memory, get_rep has checked every value already
+        check_finite(x_all, f"representation {rep!r}")  # before the coupling diagnostic reads any of them
+        for t in targets:  # held-out cells are read now, so that a bad value stops the call before training
+            check_finite(y_test[t], f"representation {rep!r} (held-out {t!r} cells)")
     conditions = np.eye(len(targets), dtype=np.float32) if len(targets) > 1 else None
 
     diagnostic = _coupling_diagnostic(model, x_train, y_train[0], batch_size, seed)

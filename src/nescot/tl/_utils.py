@@ -201,12 +201,11 @@ def relative_mass(model: Any, x: np.ndarray | LazyRows, condition: np.ndarray | 
     targets), a cell of mass 0.5 half of it (loss, or few similar targets). ``None`` for balanced models.
     """
     if isinstance(x, LazyRows):  # on disk: one block of cells in memory at a time
-        masses = []
-        for _, block in row_chunks(x, x.block_rows):
-            masses.append(model.mass(block, condition))
-            if masses[0] is None:  # a balanced model: nothing more to read
-                return None
-        mass = np.concatenate(masses)
+        masses = (model.mass(block, condition) for _, block in row_chunks(x, x.block_rows))
+        first = next(masses)
+        if first is None:  # a balanced model: nothing more to read
+            return None
+        mass = np.concatenate([first, *masses])
     else:
         mass = model.mass(x, condition)
     if mass is None:
