@@ -126,6 +126,6 @@ def isometric(suite: str) -> dict:
             f"{bool(out.converged)}; GENOT: {cfg['n_iters']} steps, batch {cfg['batch']}, conditional mean of 16 "
             "draws; global = SubsamplePlanCoupling(n_cells=2048), i.e. the plan of all cells here",
             f"EgNOT: defaults, {cfg['egnot_iters']} steps, the same SubsamplePlanCoupling, conditional mean of 16 "
-            "Langevin draws",
+            "Langevin draws (chains started from the plan's draws)",
         ],
     }

@@ -55,10 +55,10 @@ def test_egnot_translates_through_the_same_path():
         transfer_labels=["t"], solver_kwargs={"hidden_dims": (64, 64)},
     )  # fmt: skip
     out = src.uns["translate_modalities"]
-    # Measured: FOSCTTM 0.025 and label accuracy 0.95 (GENOT on the same global plan: 0.019, 0.93), the GW plan
-    # of 300 cells linearised; coupling=None means "global" for EgNOT.
+    # Measured: FOSCTTM 0.014 and label accuracy 0.96 (GENOT on the same global plan: 0.019, 0.93; EgNOT with
+    # chains started from noise: 0.025, 0.95), the GW plan of 300 cells linearised; coupling=None means "global".
     assert isinstance(model, ns.solvers.EgNOT) and out["params"]["coupling"] == "global"
-    assert out["metrics"]["foscttm"] < 0.06 and out["metrics"]["label_accuracy_t"] > 0.85
+    assert out["metrics"]["foscttm"] < 0.025 and out["metrics"]["label_accuracy_t"] > 0.9
     with pytest.raises(ValueError, match="EgNOT cannot learn from a quadratic coupling"):
         ns.tl.translate_modalities(src, tgt, "X_a", "X_b", solver="egnot", coupling="minibatch", key_added="mb")
 

@@ -16,7 +16,14 @@ from ._base import ConditionalSolver, as_tasks, check_training_args
 from ._compile_cache import compiled
 from ._costs import CostLike, check_population_scale_cost, population_cost_scale, resolve_cost
 from ._couplings import LinearCoupling, check_epsilon, check_tau
-from ._gw_linearisation import STAT_KEYS, check_gw_plan_coupling, linearisation_stats, linearised_cost
+from ._gw_linearisation import (
+    STAT_KEYS,
+    check_gw_plan_coupling,
+    linearisation_stats,
+    linearised_cost,
+    linearised_cost_matrix,
+    plan_target_potential,
+)
 from ._networks import MLP
 from ._tasks import TaskData, sample_batch
 from ._training import make_chunk_runner, run_training
@@ -64,7 +71,10 @@ class EgNOT(ConditionalSolver):
     extended out of sample, with the QuadraticCoupling's epsilon (absolute on these scaled costs; cost scale 1).
     Terms of ``x`` alone do not change ``pi(y | x)`` and are dropped; for squared-Euclidean intra costs the rest is
     a low-degree polynomial whose coefficients are moments of ``P`` (:mod:`nescot.solvers._gw_linearisation`),
-    stored in the model's statistics, so a Langevin step costs ``O(d_x d_y + d_y^2)`` per chain. One task only.
+    stored in the model's statistics, so a Langevin step costs ``O(d_x d_y + d_y^2)`` per chain. The chains, in
+    training and sampling, start from draws of the subsample plan extended to each cell (the subsample's targets
+    ``y_l`` with weights ``exp((g_l - C_lin(x, y_l)) / epsilon)``); from noise, they stay in the wrong cluster of a
+    sharp plan. One task only.
 
     Parameters
     ----------
@@ -187,6 +197,26 @@ class EgNOT(ConditionalSolver):
         """``f(y)`` of target-space cells (the network sees them standardised)."""
         return self.potential.apply(params, (y - stats["y_mean"]) * (1.0 / stats["y_scale"]), cond)
 
+    def _chain_start(self, key: jax.Array, x: jax.Array, stats: dict, normal: Callable) -> jax.Array:
+        """Chains' first states: noise around the target mean or, across spaces, draws of the subsample plan.
+
+        Across spaces, ``y0`` is a subsample target cell ``y_l`` drawn with probability proportional to
+        ``exp((g_l - C_lin(x, y_l)) / epsilon)``, the GW plan's entropic extension to ``x``. Chains started from noise
+        stay in the cluster they first fall into, and a sharp plan between separate clusters is then learned and
+        sampled wrongly (``translation.isometric``); Langevin steps only refine these draws. ``key`` is one key, or
+        one per cell as in :meth:`_langevin`.
+        """
+        if "start" not in stats:
+            return stats["y_mean"] + stats["init_std"] * normal(key, (x.shape[0], self.dims[1]))
+        start = stats["start"]
+        logits = (start["g"] - linearised_cost_matrix(self.gw, stats["gw"], x, start["y"])) / self.epsilon
+        logits = logits - jnp.max(logits, axis=-1, keepdims=True)
+        if key.ndim:  # per-cell keys: each cell's consecutive rows drawn from its own key
+            idx = jax.vmap(jax.random.categorical)(key, logits.reshape(key.shape[0], -1, logits.shape[-1]))
+        else:
+            idx = jax.random.categorical(key, logits)
+        return start["y"][idx.reshape(-1)]
+
     def _langevin(
         self,
         params,
@@ -213,7 +243,7 @@ class EgNOT(ConditionalSolver):
             split, normal = jax.random.split, jax.random.normal
         k0, k_steps = split(key, 2)
         if y0 is None:
-            y0 = stats["y_mean"] + stats["init_std"] * normal(k0, (x.shape[0], d_y))
+            y0 = self._chain_start(k0, x, stats, normal)
         grad_log_p = jax.grad(lambda y: jnp.sum(self._log_density(params, y, x, cond, stats)))
         # Geometric decay from eta to eta * step_anneal over the chain.
         etas = stats["step"] * float(self.config["step_anneal"]) ** (jnp.arange(n_steps) / max(n_steps - 1, 1))
@@ -232,7 +262,7 @@ class EgNOT(ConditionalSolver):
         k_batch, k_chain, k_noise, k_pick, k_put = jax.random.split(key, 5)
         batch = sample_batch(data, k_batch, batch_size)
         x, cond = batch.x, batch.condition
-        y0 = stats["y_mean"] + stats["init_std"] * jax.random.normal(k_noise, batch.y.shape)
+        y0 = self._chain_start(k_noise, x, stats, jax.random.normal)
         n_replay = int(round(self.config["replay_fraction"] * batch_size))
         if n_replay:  # restart some chains where earlier ones stopped, with their own source cells
             pick = jax.random.randint(k_pick, (n_replay,), 0, buffer["y"].shape[0])
@@ -359,6 +389,8 @@ class EgNOT(ConditionalSolver):
         else:  # solve the subsample's GW plan once; EgNOT learns the population plan of its linearised cost
             plan_state = jax.tree.map(lambda a: a[0], self.config["coupling"].fit(sources, targets, cond, seed))
             gw_stats = {"gw": linearisation_stats(self.gw, plan_state["x"], plan_state["y"], plan_state["plan"])}
+            g = plan_target_potential(self.gw, gw_stats["gw"], plan_state["x"], plan_state["y"], plan_state["plan"])
+            gw_stats["start"] = {"y": jnp.asarray(plan_state["y"], jnp.float32), "g": g}
             cost_scale = 1.0
             curvature = self._gw_curvature(gw_stats["gw"], data, key_scale)
             step = self.config["langevin_step"] or 0.1 * min(self.epsilon / curvature, y_var)
@@ -454,6 +486,7 @@ class EgNOT(ConditionalSolver):
         stats = dict.fromkeys(("y_mean", "init_std", "y_scale", "step", "cost_scale"))
         if self.gw is not None:
             stats["gw"] = dict.fromkeys(STAT_KEYS)
+            stats["start"] = dict.fromkeys(("y", "g"))
         return {"params": jax.eval_shape(self.potential.init, jax.random.key(0), dummy_y, dummy_c), "stats": stats}
 
     def _set_state(self, state: dict[str, Any]) -> None:

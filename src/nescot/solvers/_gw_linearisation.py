@@ -31,6 +31,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from ott.geometry import geometry
+from ott.problems.linear import linear_problem
+from ott.solvers.linear import sinkhorn
 
 from ._costs import make_geometry, resolve_cost
 
@@ -117,16 +120,36 @@ def linearisation_stats(gw: Any, x_sub: np.ndarray, y_sub: np.ndarray, plan: np.
     }
 
 
-def linearised_cost(gw: Any, stats: dict[str, jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
-    """``C_lin(x, y)`` minus a function of ``x`` alone, for one source cell ``x`` and one target cell ``y``."""
+def linearised_cost_matrix(gw: Any, stats: dict[str, jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
+    """``C_lin`` minus a function of ``x`` alone, between every row of ``x`` (n, d_x) and every row of ``y``."""
     s = int(gw.n_shared)
     xc, yc = _own(x, s) - stats["x_mean"], _own(y, s) - stats["y_mean"]
-    nx, ny = jnp.sum(xc**2), jnp.sum(yc**2)
+    nx, ny = jnp.sum(xc**2, -1), jnp.sum(yc**2, -1)
     second, third = stats["y_second"], stats["y_third"]
-    y_term = ny**2 + 4.0 * yc @ second @ yc + 2.0 * ny * jnp.trace(second) - 4.0 * yc @ third
-    cross = nx * ny + 4.0 * xc @ stats["cross"] @ yc + ny * stats["x_var"] - 2.0 * yc @ stats["y_by_x"]
+    y_term = ny**2 + 4.0 * jnp.sum((yc @ second) * yc, -1) + 2.0 * ny * jnp.trace(second) - 4.0 * yc @ third
+    cross = nx[:, None] * ny + 4.0 * (xc @ stats["cross"]) @ yc.T + ny * stats["x_var"] - 2.0 * yc @ stats["y_by_x"]
     cost = y_term * stats["inv_s_y"] ** 2 - 2.0 * cross * (stats["inv_s_x"] * stats["inv_s_y"])
     if s:
-        shared = resolve_cost(gw.cost_shared)(x[-s:], y[-s:])
-        cost = cost + fused_penalty(gw) * shared * stats["inv_s_shared"]
+        shared = make_geometry(x[:, -s:], y[:, -s:], resolve_cost(gw.cost_shared), epsilon=None, scale_cost=1.0)
+        cost = cost + fused_penalty(gw) * shared.cost_matrix * stats["inv_s_shared"]
     return cost
+
+
+def linearised_cost(gw: Any, stats: dict[str, jax.Array], x: jax.Array, y: jax.Array) -> jax.Array:
+    """``C_lin(x, y)`` minus a function of ``x`` alone, for one source cell ``x`` and one target cell ``y``."""
+    return linearised_cost_matrix(gw, stats, x[None], y[None])[0, 0]
+
+
+def plan_target_potential(gw: Any, stats: dict[str, jax.Array], x_sub: Any, y_sub: Any, plan: Any) -> jax.Array:
+    """Target potential ``g`` (m,) of the entropic plan of ``C_lin`` on the subsample, with ``plan``'s marginals.
+
+    ``plan`` is that plan when ott's GW iteration reached its fixed point; ``g`` extends it out of sample: for any
+    source cell ``x``, ``pi(y_l | x)`` is proportional to ``exp((g_l - C_lin(x, y_l)) / epsilon)`` (ott's
+    convention, marginals folded into the potentials).
+    """
+    cost = linearised_cost_matrix(gw, stats, jnp.asarray(x_sub, jnp.float32), jnp.asarray(y_sub, jnp.float32))
+    cost = cost - jnp.min(cost, axis=1, keepdims=True)  # a function of x alone: same plan and g, better conditioned
+    plan = jnp.asarray(plan, jnp.float32)
+    geom = geometry.Geometry(cost_matrix=cost, epsilon=float(gw.epsilon))
+    problem = linear_problem.LinearProblem(geom, a=plan.sum(1) / plan.sum(), b=plan.sum(0) / plan.sum())
+    return sinkhorn.Sinkhorn(max_iterations=5000)(problem).g
