@@ -209,12 +209,17 @@ class EgNOT(ConditionalSolver):
         if "start" not in stats:
             return stats["y_mean"] + stats["init_std"] * normal(key, (x.shape[0], self.dims[1]))
         start = stats["start"]
-        logits = (start["g"] - linearised_cost_matrix(self.gw, stats["gw"], x, start["y"])) / self.epsilon
-        logits = logits - jnp.max(logits, axis=-1, keepdims=True)
-        if key.ndim:  # per-cell keys: each cell's consecutive rows drawn from its own key
-            idx = jax.vmap(jax.random.categorical)(key, logits.reshape(key.shape[0], -1, logits.shape[-1]))
+
+        def logits(cells: jax.Array) -> jax.Array:
+            z = (start["g"] - linearised_cost_matrix(self.gw, stats["gw"], cells, start["y"])) / self.epsilon
+            return z - jnp.max(z, axis=-1, keepdims=True)
+
+        if key.ndim:  # per-cell keys: a cell's rows are copies of it, so one row of logits serves all its chains
+            per_cell = x.shape[0] // key.shape[0]
+            cells = x.reshape(key.shape[0], per_cell, -1)[:, 0]
+            idx = jax.vmap(lambda k, z: jax.random.categorical(k, z, shape=(per_cell,)))(key, logits(cells))
         else:
-            idx = jax.random.categorical(key, logits)
+            idx = jax.random.categorical(key, logits(x))
         return start["y"][idx.reshape(-1)]
 
     def _langevin(
@@ -229,8 +234,9 @@ class EgNOT(ConditionalSolver):
     ) -> jax.Array:
         """Run one chain per row of ``x`` (a ``lax.scan``) from ``y0`` or fresh noise; return the final states.
 
-        ``key`` is one key for all rows, or one key per cell (c,) whose rows are ``x``'s consecutive groups of
-        ``len(x) // c`` rows: each cell's noise then comes from its own key, whatever else is in the batch.
+        ``key`` is one key for all rows, or one key per cell (c,) whose rows (copies of the cell) are ``x``'s
+        consecutive groups of ``len(x) // c`` rows: each cell's noise then comes from its own key, whatever else is
+        in the batch.
         """
         d_y = self.dims[1]
         if key.ndim:  # per-cell keys: split and draw per cell, the cell axis last so the scan runs over steps
@@ -403,7 +409,7 @@ class EgNOT(ConditionalSolver):
             **gw_stats,
         }
         params = self.potential.init(key_init, jnp.zeros((1, self.dims[1])), jnp.zeros((1, self.dims[2])))
-        chunk = int(min(self.config["chunk_size"], n_iters))
+        chunk = int(self.config["chunk_size"])  # not capped at n_iters: fits of any length share one executable
         runner = compiled(  # shared by the models of this configuration and shapes; statistics are traced
             self,
             ("train", batch_size, chunk),

@@ -300,7 +300,8 @@ class GENOT(ConditionalSolver):
             raise ValueError(f"Need n_iters >= 1 and batch_size >= 2, got {n_iters} and {batch_size}.")
         batch_size = int(min(batch_size, max_batch))
         mesh = data_mesh(devices, batch_size)
-        chunk = int(min(self.config["chunk_size"], n_iters, feed.max_chunk(batch_size) if feed else n_iters))
+        # Not capped at n_iters: the steps a call runs are traced, so fits of any length share one executable.
+        chunk = int(min(self.config["chunk_size"], feed.max_chunk(batch_size) if feed else np.inf))
         chunk = checkpoint_chunk_size(chunk, checkpoint_every)
         if feed is None:
             data = TaskData.from_tasks(sources, targets, cond)

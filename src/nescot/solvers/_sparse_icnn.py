@@ -278,7 +278,7 @@ class SparseICNN(MapSolver):
             f_params, g_params, self.optimizer.init(f_params), self.optimizer.init(g_params)
         )
         batch_size = int(min(batch_size, len(x), len(y)))
-        self._chunk = int(min(self.config["chunk_size"], n_iters))
+        self._chunk = int(self.config["chunk_size"])  # not capped at n_iters: fits of any length share one executable
         runner = compiled(  # shared by the models of this configuration, traced from one without data
             self,
             ("train", batch_size, self._chunk),
