@@ -283,6 +283,20 @@ def test_egnot_across_spaces_matches_the_gw_plan(gw_model):
     assert egnot_foscttm < 1.5 * ott_foscttm < 0.15
 
 
+def test_replayed_chains_across_spaces_also_start_from_the_plan(gw_model):
+    from nescot.solvers._tasks import TaskData
+
+    x, y, _, coupling, _ = gw_model
+    model = ns.solvers.EgNOT(
+        coupling=coupling, hidden_dims=(8,), n_langevin_steps=2, replay_fraction=0.5, buffer_size=32
+    )
+    model.fit(x, y, n_iters=1, batch_size=16, seed=0)
+    buffer = model._init_buffer(TaskData.from_tasks([x], [y], np.zeros((1, 0), np.float32)), jax.random.key(0))
+    starts = np.asarray(model.stats["start"]["y"])
+    # every initial chain state is a subsample target cell (noise would match none)
+    assert all(np.any(np.all(starts == row, axis=1)) for row in np.asarray(buffer["y"]))
+
+
 def test_gw_egnot_save_load_and_checks(gw_model, tmp_path):
     x, y, _, coupling, model = gw_model
     loaded = ns.solvers.EgNOT.load(model.save(tmp_path / "gw.nescot"))

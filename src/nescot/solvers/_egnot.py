@@ -293,12 +293,12 @@ class EgNOT(ConditionalSolver):
         return (optax.apply_updates(params, updates), opt_state, buffer), {"loss": loss, "chain_spread": chain_norm}
 
     def _init_buffer(self, data: TaskData, key: jax.Array) -> dict[str, jax.Array]:
-        """Replay buffer of (source cell, condition, chain state), started from data cells and noise."""
+        """Replay buffer of (source cell, condition, chain state), started from data cells and the chains' starts."""
         if not self.config["replay_fraction"]:
             return {}
         size = int(self.config["buffer_size"])
         batch = sample_batch(data, key, size)
-        y = self.stats["y_mean"] + self.stats["init_std"] * jax.random.normal(jax.random.fold_in(key, 1), batch.y.shape)
+        y = self._chain_start(jax.random.fold_in(key, 1), batch.x, self.stats, jax.random.normal)
         return {"x": batch.x, "c": batch.condition, "y": y}
 
     # -- fitting ---------------------------------------------------------------------------------
