@@ -78,6 +78,23 @@ def test_shared_compilation_does_not_leak_statistics(case):
     np.testing.assert_array_equal(shared_out, alone_out)
 
 
+def test_genot_models_differing_only_in_their_coupling_share_the_sampler():
+    x, y = _data(0)
+    clear_compile_cache()
+    ns.solvers.GENOT(**CONFIG).fit(x, y, seed=0, **FIT).transport(x[:8], n_samples=2, seed=1)
+    other = ns.solvers.GENOT(epsilon=0.5, tau_a=0.9, cost=lambda a, b: ((a - b) ** 2).sum(), **CONFIG)
+    other.fit(x, y, seed=0, **FIT)
+    with count_compiles() as n:  # the sampler integrates the velocity field: coupling and cost play no part
+        shared = other.transport(x[:8], n_samples=2, seed=1)
+    assert n[0] == 0
+    clear_compile_cache()
+    np.testing.assert_array_equal(shared, other.transport(x[:8], n_samples=2, seed=1))  # compiled alone
+    wider = ns.solvers.GENOT(**{**CONFIG, "hidden_dims": (32, 32)}).fit(x, y, seed=0, **FIT)
+    with count_compiles() as n:  # another network: its own sampler
+        wider.transport(x[:8], n_samples=2, seed=1)
+    assert n[0] > 0
+
+
 def test_undescribable_configuration_compiles_per_model():
     def cost(a, b):
         return np.float32(1.0) * ((a - b) ** 2).sum()

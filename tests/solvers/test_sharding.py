@@ -19,8 +19,13 @@ import nescot as ns
 SRC = str(Path(ns.__file__).resolve().parents[1])
 
 
+def _xla_flags(devices: int) -> str:
+    # the suite's own flags (conftest.py: faster compilation) and the number of forced CPU devices
+    return f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip()
+
+
 def _run(code: str, *args: str, devices: int = 2, timeout: int = 900) -> dict:
-    env = {**os.environ, "PYTHONPATH": SRC, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    env = {**os.environ, "PYTHONPATH": SRC, "XLA_FLAGS": _xla_flags(devices)}
     out = subprocess.run(
         [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
     )
@@ -139,7 +144,7 @@ def _free_port() -> int:
 @pytest.mark.slow  # about 2 min (three JAX processes compile GENOT); run by `pytest -m slow`
 def test_two_processes_on_loopback_follow_the_one_process_loss_curve():
     port = str(_free_port())
-    env = {**os.environ, "PYTHONPATH": SRC, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    env = {**os.environ, "PYTHONPATH": SRC, "XLA_FLAGS": _xla_flags(1)}
     procs = [
         subprocess.Popen([sys.executable, "-c", _GENOT, str(p), port], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, env=env)

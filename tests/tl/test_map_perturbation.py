@@ -8,7 +8,9 @@ FAST = {"hidden_dims": (64, 64), "embed_dim": 32}
 
 
 def _small_adata(**kwargs) -> ad.AnnData:
-    return ns.datasets.simulate_perturbation(200, 200, 40, n_comps=5, seed=0, **kwargs)
+    # the shapes of the balanced run in test_balanced_problems_default_to_the_global_coupling: tests that map it
+    # with the same settings reuse its compiled training, sampling and metrics
+    return ns.datasets.simulate_perturbation(400, 400, 40, n_comps=5, seed=0, **kwargs)
 
 
 def _snapshot(adata: ad.AnnData) -> dict:
@@ -110,7 +112,7 @@ def test_balanced_problems_default_to_the_global_coupling(mapped):
     adata, _ = mapped  # tau_a = 0.8: unbalanced, so the mini-batch coupling and its bias check
     assert adata.uns["map_perturbation"]["params"]["coupling"] == "LinearCoupling"
     assert "coupling_diagnostic" in adata.uns["map_perturbation"]
-    balanced = ns.datasets.simulate_perturbation(400, 400, 40, n_comps=5, seed=0)
+    balanced = _small_adata()
     ns.tl.map_perturbation(balanced, "condition", "control", "drug", n_iters=5, n_samples=2, batch_size=128,
                            solver_kwargs=FAST)  # fmt: skip
     assert balanced.uns["map_perturbation"]["params"]["coupling"] == "MixturePotentialCoupling"
@@ -122,7 +124,7 @@ def test_same_seed_same_result():
     for _ in range(2):
         adata = _small_adata()
         ns.tl.map_perturbation(
-            adata, "condition", "control", "drug", n_iters=20, n_samples=2, solver_kwargs=FAST, seed=3
+            adata, "condition", "control", "drug", n_iters=20, n_samples=2, batch_size=128, solver_kwargs=FAST, seed=3
         )
         runs.append(adata.obsm["map_perturbation_samples"])
     np.testing.assert_array_equal(runs[0], runs[1])
@@ -176,7 +178,7 @@ def test_bad_input_fails_fast_and_leaves_adata_unchanged(kwargs, edit, error, ma
     if edit == "nan":
         adata.obsm["X_pca"][3, 1] = np.nan
     elif edit == "single":
-        adata = adata[(adata.obs["condition"] == "control").to_numpy() | (np.arange(adata.n_obs) == 250)].copy()
+        adata = adata[(adata.obs["condition"] == "control").to_numpy() | (np.arange(adata.n_obs) == 450)].copy()
     elif edit == "inf_x":
         adata.X[0, 0] = np.inf
     snap = _snapshot(adata)
@@ -195,7 +197,7 @@ def test_egnot_solver_writes_the_same_keys():
         "drug",
         solver="egnot",
         n_iters=50,
-        n_samples=4,
+        n_samples=2,
         solver_kwargs={"hidden_dims": (32, 32)},
     )
     src = (adata.obs["condition"] == "control").to_numpy()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +53,13 @@ def _weighted_mean_dist(a: jax.Array, b: jax.Array, wa: jax.Array, wb: jax.Array
     return wa @ jnp.sqrt(sq_euclidean_matrix(a, b)) @ wb
 
 
+# The metrics' array code is jitted: run eagerly, each of its operations compiles on its own for every new
+# population size (dozens of small compilations per call, more time than computing the metrics).
+@jax.jit
+def _energy_distance(x, y, wx, wy) -> jax.Array:
+    return 2 * _weighted_mean_dist(x, y, wx, wy) - _weighted_mean_dist(x, x, wx, wx) - _weighted_mean_dist(y, y, wy, wy)
+
+
 def energy_distance(
     x: np.ndarray, y: np.ndarray, *, x_weights: np.ndarray | None = None, y_weights: np.ndarray | None = None
 ) -> float:
@@ -71,9 +79,7 @@ def energy_distance(
     """
     x, y = _pair(x, y)
     wx, wy = _weights(x_weights, len(x), "x_weights"), _weights(y_weights, len(y), "y_weights")
-    return float(
-        2 * _weighted_mean_dist(x, y, wx, wy) - _weighted_mean_dist(x, x, wx, wx) - _weighted_mean_dist(y, y, wy, wy)
-    )
+    return float(_energy_distance(x, y, wx, wy))
 
 
 def mmd_rbf(
@@ -91,9 +97,14 @@ def mmd_rbf(
     """
     x, y = _pair(x, y)
     wx, wy = _weights(x_weights, len(x), "x_weights"), _weights(y_weights, len(y), "y_weights")
+    return float(_mmd_rbf(x, y, wx, wy, tuple(float(g) for g in gammas)))
+
+
+@partial(jax.jit, static_argnums=4)
+def _mmd_rbf(x, y, wx, wy, gammas: tuple[float, ...]) -> jax.Array:
     dxx, dyy, dxy = sq_euclidean_matrix(x, x), sq_euclidean_matrix(y, y), sq_euclidean_matrix(x, y)
     vals = [wx @ jnp.exp(-g * dxx) @ wx + wy @ jnp.exp(-g * dyy) @ wy - 2 * wx @ jnp.exp(-g * dxy) @ wy for g in gammas]
-    return float(jnp.mean(jnp.stack(vals)))
+    return jnp.mean(jnp.stack(vals))
 
 
 def sinkhorn_divergence(
@@ -133,13 +144,19 @@ def sinkhorn_divergence(
     if isinstance(scale_cost, str):
         if scale_cost != "mean":
             raise ValueError(f"`scale_cost` must be a positive number or 'mean', got {scale_cost!r}.")
-        centred = y - wy @ y
-        scale = float(2 * wy @ jnp.sum(centred**2, axis=1))
+        scale = float(_mean_cost_within(y, wy))
     else:
         scale = float(scale_cost)
     if not (np.isfinite(scale) and scale > 0):
         raise ValueError(f"The cost scale must be a positive number, got {scale} (scale_cost={scale_cost!r}).")
     return float(_sinkhorn_divergence(x, y, wx, wy, jnp.float32(epsilon), jnp.float32(scale)))
+
+
+@jax.jit
+def _mean_cost_within(y, wy) -> jax.Array:
+    """Mean squared Euclidean cost between two cells of ``y`` (weights ``wy``): ``2 tr Cov(y)``."""
+    centred = y - wy @ y
+    return 2 * wy @ jnp.sum(centred**2, axis=1)
 
 
 @jax.jit  # one compilation per shape (ott's solver loops would otherwise compile again at every call)
@@ -241,12 +258,17 @@ def foscttm(pred: np.ndarray, true: np.ndarray) -> float:
     pred, true = _pair(pred, true)
     if pred.shape[0] != true.shape[0] or pred.shape[0] < 2:
         raise ValueError(f"FOSCTTM needs two paired arrays of >= 2 cells, got {pred.shape} and {true.shape}.")
+    return float(_foscttm(pred, true))
+
+
+@jax.jit
+def _foscttm(pred, true) -> jax.Array:
     d = jnp.sqrt(sq_euclidean_matrix(pred, true))
     diag = jnp.diag(d)
     n = d.shape[0]
     closer_rows = jnp.sum(d < diag[:, None], axis=1) / (n - 1)
     closer_cols = jnp.sum(d < diag[None, :], axis=0) / (n - 1)
-    return float(jnp.mean((closer_rows + closer_cols) / 2))
+    return jnp.mean((closer_rows + closer_cols) / 2)
 
 
 def knn_transfer(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -45,22 +45,26 @@ def _registered_only(value: Any) -> bool:
     return True
 
 
-def config_key(model: Any) -> Hashable | None:
+def config_key(model: Any, settings: Sequence[str] | None = None) -> Hashable | None:
     """Describe ``model``'s configuration by value: ``(class, JSON text)``, or ``None`` if it is not data.
 
     Equal keys mean equal configurations (the JSON encoding of a model file is faithful: costs, couplings and
-    their settings included), hence equal traces for equal dimensions and arguments.
+    their settings included), hence equal traces for equal dimensions and arguments. ``settings``: describe only
+    these entries of the configuration (those a compiled function depends on); all by default.
     """
+    config = model.config if settings is None else {k: model.config[k] for k in settings}
     try:
-        text = config_to_json(model.config, type(model).__name__)
+        text = config_to_json(config, type(model).__name__)
     except TypeError:  # a function, lambda or unknown object: only this instance may use its traces
         return None
-    if not _registered_only(model.config):
+    if not _registered_only(config):
         return None
     return type(model), text
 
 
-def compiled(model: Any, what: Hashable, build: Callable[[], Callable]) -> Callable:
+def compiled(
+    model: Any, what: Hashable, build: Callable[[], Callable], *, settings: Sequence[str] | None = None
+) -> Callable:
     """Return the compiled function ``what`` of ``model``'s configuration, building it on first use.
 
     Parameters
@@ -72,12 +76,15 @@ def compiled(model: Any, what: Hashable, build: Callable[[], Callable]) -> Calla
         (e.g. ``("train", batch_size, chunk_size, mesh)``); hashable.
     build
         Builds the function. It must not hold ``model`` (trace from the solver's template instead).
+    settings
+        The entries of ``model.config`` the function depends on, if not all: models that differ elsewhere (e.g.
+        in their coupling) then share it.
 
     Returns
     -------
     The cached function, or a new one kept on ``model`` if its configuration is not describable by value.
     """
-    base, dims = config_key(model), getattr(model, "dims", None)
+    base, dims = config_key(model, settings), getattr(model, "dims", None)
     if base is None:  # compile once for this instance only (per dims: a refit may change them)
         store = model.__dict__.setdefault("_compiled", {})
         if (dims, what) not in store:

@@ -29,6 +29,9 @@ from ._transport import sample_in_chunks
 
 # cells per population a global coupling is fitted to when the data are read from disk (random rows)
 _GLOBAL_FIT_CELLS = 100_000
+# what `_sample_chunk` reads of the configuration (with the dimensions): models that differ only in their coupling,
+# cost, marginals or training settings share one compiled sampler
+_VELOCITY_FIELD_SETTINGS = ("hidden_dims", "embed_dim", "n_frequencies")
 
 
 class GENOT(ConditionalSolver):
@@ -353,14 +356,17 @@ class GENOT(ConditionalSolver):
         x, cond = self._validate_inputs(x, condition)
         return self.x_scaler(x), cond
 
-    def _sample_chunk(self, params, x, cond, keys, n_samples, solver, n_steps):
-        """``n_samples`` draws (c, n_samples, d_y) of each cell of a chunk, in standardised units (not jitted)."""
+    def _sample_chunk(self, vf_params, x, cond, keys, n_samples, solver, n_steps):
+        """``n_samples`` draws (c, n_samples, d_y) of each cell of a chunk, in standardised units (not jitted).
+
+        Only the velocity field's parameters are passed: a model's mass networks play no part in sampling.
+        """
         d_y = self.dims[1]
         z0 = jax.vmap(lambda k: jax.random.normal(k, (n_samples, d_y)))(keys).reshape(-1, d_y)
         src, c = jnp.repeat(x, n_samples, 0), jnp.repeat(cond, n_samples, 0)
 
         def velocity(t, z):
-            return self.vf.apply(params["vf"], jnp.full((z.shape[0], 1), t), z, src, c)
+            return self.vf.apply(vf_params, jnp.full((z.shape[0], 1), t), z, src, c)
 
         return integrate(velocity, z0, solver=solver, n_steps=n_steps).reshape(x.shape[0], n_samples, d_y)
 
@@ -401,10 +407,13 @@ class GENOT(ConditionalSolver):
         steps = int(ode_steps or self.config["ode_steps"])
         check_ode_solver(solver, steps)
         sample_chunk = compiled(
-            self, ("transport",), lambda: jax.jit(self._template()._sample_chunk, static_argnums=(4, 5, 6))
-        )  # shared by the models of this configuration; parameters are traced
+            self,
+            ("transport",),
+            lambda: jax.jit(self._template()._sample_chunk, static_argnums=(4, 5, 6)),
+            settings=_VELOCITY_FIELD_SETTINGS,
+        )  # shared by the models of this velocity field, whatever their coupling; parameters are traced
         samples = sample_in_chunks(
-            lambda xs, cs, ks: sample_chunk(self.params, xs, cs, ks, int(n_samples), solver, steps),
+            lambda xs, cs, ks: sample_chunk(self.params["vf"], xs, cs, ks, int(n_samples), solver, steps),
             x_std,
             cond,
             seed=seed,

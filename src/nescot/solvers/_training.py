@@ -55,8 +55,9 @@ def make_chunk_runner(step_fn: StepFn, chunk_size: int) -> Callable:
 
 
 def _all_finite(tree: Any) -> bool:
-    leaves = [leaf for leaf in jax.tree.leaves(tree) if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.inexact)]
-    return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)
+    # on the host: jnp.isfinite per leaf would compile two programs for every new parameter shape
+    leaves = (np.asarray(leaf) for leaf in jax.tree.leaves(tree))
+    return all(np.isfinite(leaf).all() for leaf in leaves if np.issubdtype(leaf.dtype, np.inexact))
 
 
 def run_training(

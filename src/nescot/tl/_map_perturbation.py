@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from anndata import AnnData
 
+from .._memory import release_freed_memory
 from .._settings import logger
 from ..io._lazy import LazyRows, column_mean, is_lazy, row_chunks, take_rows
 from ..io._rep import check_finite, get_rep
@@ -356,6 +357,7 @@ def map_perturbation(
             if weights is not None:
                 unweighted[str(t)] = compare_populations(pred, y_test[t], seed=seed)
             identity[str(t)] = compare_populations(x_test, y_test[t], seed=seed)
+        release_freed_memory()  # the outputs come next: allocate them on top of what is in use, not of the peak
         pushed = _push_forward(
             model, x_all, cond, src_rows, adata.n_obs, n_samples, seed, decoder, mass, expression_layer
         )
