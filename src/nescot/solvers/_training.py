@@ -55,9 +55,8 @@ def make_chunk_runner(step_fn: StepFn, chunk_size: int) -> Callable:
 
 
 def _all_finite(tree: Any) -> bool:
-    # on the host: jnp.isfinite per leaf would compile two programs for every new parameter shape
-    leaves = (np.asarray(leaf) for leaf in jax.tree.leaves(tree))
-    return all(np.isfinite(leaf).all() for leaf in leaves if np.issubdtype(leaf.dtype, np.inexact))
+    leaves = [leaf for leaf in jax.tree.leaves(tree) if jnp.issubdtype(jnp.asarray(leaf).dtype, jnp.inexact)]
+    return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in leaves)
 
 
 def run_training(
