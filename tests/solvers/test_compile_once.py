@@ -33,6 +33,8 @@ def _fit_and_transport(x, y, solver: str = "genot", fed: bool = False, **config)
     else:
         model = ns.solvers.GENOT(**{**CONFIG, **config})
     model.fit(ArrayRows(x) if fed else x, y, seed=0, **FIT)
+    if solver == "genot":  # learned masses (unbalanced models) are compiled once per configuration too
+        model.mass(x[:8]), model.target_mass(y[:8])
     return model, model.transport(x[:8], n_samples=2, seed=1)
 
 

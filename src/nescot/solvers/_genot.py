@@ -428,7 +428,8 @@ class GENOT(ConditionalSolver):
         if not self.unbalanced:
             return None
         x_std, cond = self._prepare(x, condition)
-        return np.asarray(jax.jit(self.source_mass_net.apply)(self.params["eta"], x_std, cond))
+        apply = compiled(self, ("source_mass",), lambda: jax.jit(self._template().source_mass_net.apply))
+        return np.asarray(apply(self.params["eta"], x_std, cond))
 
     def target_mass(self, y: np.ndarray, condition: np.ndarray | None = None) -> np.ndarray | None:
         """Learned relative mass of target cells (``xi(y)``), ``None`` for a balanced model."""
@@ -438,7 +439,8 @@ class GENOT(ConditionalSolver):
         y = self.y_scaler(np.asarray(y, np.float32))
         cond = np.zeros((len(y), self.dims[2]), np.float32) if condition is None else condition
         cond = np.broadcast_to(np.asarray(cond, np.float32), (len(y), self.dims[2]))
-        return np.asarray(jax.jit(self.target_mass_net.apply)(self.params["xi"], y, cond))
+        apply = compiled(self, ("target_mass",), lambda: jax.jit(self._template().target_mass_net.apply))
+        return np.asarray(apply(self.params["xi"], y, cond))
 
     # -- persistence -----------------------------------------------------------------------------
     def _get_state(self) -> dict[str, Any]:
