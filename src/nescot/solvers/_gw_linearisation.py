@@ -26,6 +26,7 @@ and ``C(x, y) = [first] / s_y^2 - 2 [second] / (s_x s_y) + fused term`` equals `
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import jax
@@ -35,6 +36,7 @@ from ott.geometry import geometry
 from ott.problems.linear import linear_problem
 from ott.solvers.linear import sinkhorn
 
+from ._base import CouplingConvergenceWarning
 from ._costs import make_geometry, resolve_cost
 
 # the fitted moments (all float32 arrays), saved in a model's statistics
@@ -140,16 +142,34 @@ def linearised_cost(gw: Any, stats: dict[str, jax.Array], x: jax.Array, y: jax.A
     return linearised_cost_matrix(gw, stats, x[None], y[None])[0, 0]
 
 
-def plan_target_potential(gw: Any, stats: dict[str, jax.Array], x_sub: Any, y_sub: Any, plan: Any) -> jax.Array:
+def plan_target_potential(
+    gw: Any, stats: dict[str, jax.Array], x_sub: Any, y_sub: Any, plan: Any, *, max_iterations: int = 5000
+) -> jax.Array:
     """Target potential ``g`` (m,) of the entropic plan of ``C_lin`` on the subsample, with ``plan``'s marginals.
 
     ``plan`` is that plan when ott's GW iteration reached its fixed point; ``g`` extends it out of sample: for any
     source cell ``x``, ``pi(y_l | x)`` is proportional to ``exp((g_l - C_lin(x, y_l)) / epsilon)`` (ott's
-    convention, marginals folded into the potentials).
+    convention, marginals folded into the potentials). Called eagerly, before training: a Sinkhorn run that misses
+    its tolerance within ``max_iterations`` warns (:class:`CouplingConvergenceWarning`), a non-finite potential
+    raises.
     """
     cost = linearised_cost_matrix(gw, stats, jnp.asarray(x_sub, jnp.float32), jnp.asarray(y_sub, jnp.float32))
     cost = cost - jnp.min(cost, axis=1, keepdims=True)  # a function of x alone: same plan and g, better conditioned
     plan = jnp.asarray(plan, jnp.float32)
     geom = geometry.Geometry(cost_matrix=cost, epsilon=float(gw.epsilon))
     problem = linear_problem.LinearProblem(geom, a=plan.sum(1) / plan.sum(), b=plan.sum(0) / plan.sum())
-    return sinkhorn.Sinkhorn(max_iterations=5000)(problem).g
+    out = sinkhorn.Sinkhorn(max_iterations=int(max_iterations))(problem)
+    if not bool(jnp.all(jnp.isfinite(cost)) & jnp.all(jnp.isfinite(out.g))):  # ott returns finite g for a NaN cost
+        raise FloatingPointError(
+            "The potential that starts the Langevin chains across spaces is not finite (the subsample's linearised "
+            f"cost or its Sinkhorn potential at epsilon={float(gw.epsilon)}): check the data or raise the epsilon."
+        )
+    if not bool(out.converged):
+        warnings.warn(
+            f"The potential that starts the Langevin chains across spaces did not converge in {int(max_iterations)} "
+            f"Sinkhorn iterations (epsilon={float(gw.epsilon)}), so the chains start from an approximate plan. "
+            "Raise the quadratic coupling's epsilon.",
+            CouplingConvergenceWarning,
+            stacklevel=3,
+        )
+    return out.g

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._memory import release_freed_memory
 from ..io._rep import get_rep
 from ..metrics import energy_distance, sliced_wasserstein
 from ..solvers import MapSolver
@@ -138,6 +139,7 @@ def sparse_displacement(
     x, y = get_rep(adata, rep, masks[str(source)]), get_rep(adata, rep, masks[str(target)])
     model = build_solver(solver_cls, None, init_kwargs, tool="sparse_displacement")
     model.fit(x, y, n_iters=n_iters, batch_size=batch_size, seed=seed, **fit_kwargs)
+    release_freed_memory()  # the outputs come next: allocate them on top of what is in use, not of the peak
     displacement = model.displacement(x)
 
     moved = np.abs(displacement) > threshold

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from anndata import AnnData
 
+from .._memory import release_freed_memory
 from .._settings import logger
 from ..io._rep import get_rep
 from ..metrics import foscttm, knn_transfer, label_transfer_accuracy
@@ -232,6 +233,7 @@ def translate_modalities(
     tgt_train = ~tgt.obs_names.isin(test)
     model.fit(x[src_train], y[tgt_train], n_iters=n_iters, batch_size=batch_size, seed=seed)
 
+    release_freed_memory()  # the outputs come next: allocate them on top of what is in use, not of the peak
     samples = model.transport(x, n_samples=n_samples, seed=seed)[..., :d_tgt]
     mean = samples.mean(1)
     everyone = np.ones(src.n_obs, bool)
