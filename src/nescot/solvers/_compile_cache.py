@@ -27,6 +27,7 @@ import jax.monitoring
 from ._model_file import _coupling_classes, config_to_json
 
 _BACKEND_COMPILE = "/jax/core/compile/backend_compile_duration"  # jax records one per XLA compilation
+_CACHE_HIT = "/jax/compilation_cache/cache_hits"  # a program loaded from the persistent cache
 _MAX_ENTRIES = 32  # compiled functions kept; each holds its executables (a few MB at most)
 _cache: OrderedDict[Hashable, Callable] = OrderedDict()
 _lock = threading.Lock()
@@ -115,14 +116,25 @@ def clear_compile_cache() -> None:
 
 @contextmanager
 def count_compiles() -> Iterator[list[int]]:
-    """Count XLA backend compilations in the block: ``with count_compiles() as n: ...``, then ``n[0]``."""
-    count = [0]
+    """Count the programs XLA compiled in the block: ``with count_compiles() as n: ...``, then ``n[0]``.
 
-    def listen(event: str, duration: float, **kwargs) -> None:
+    ``n[1]`` counts those JAX loaded from its persistent compilation cache instead (``settings.compilation_cache_dir``;
+    jax records a backend-compile event for them too, which ``n[0]`` leaves out).
+    """
+    count = [0, 0]
+
+    def listen_duration(event: str, duration: float, **kwargs) -> None:
         count[0] += event == _BACKEND_COMPILE
 
-    jax.monitoring.register_event_duration_secs_listener(listen)
+    def listen(event: str, **kwargs) -> None:
+        if event == _CACHE_HIT:
+            count[0] -= 1
+            count[1] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listen_duration)
+    jax.monitoring.register_event_listener(listen)
     try:
         yield count
     finally:
-        jax.monitoring.unregister_event_duration_listener(listen)
+        jax.monitoring.unregister_event_duration_listener(listen_duration)
+        jax.monitoring.unregister_event_listener(listen)

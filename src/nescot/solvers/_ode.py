@@ -50,6 +50,9 @@ def integrate(
             stepsize_controller=diffrax.ConstantStepSize(),
             saveat=diffrax.SaveAt(t1=True),
             max_steps=n_steps,
+            # exactly n_steps steps: nothing can fail, and the runtime check's host callback would keep the
+            # sampler out of JAX's persistent compilation cache (settings.compilation_cache_dir)
+            throw=False,
         )
     else:
         sol = diffrax.diffeqsolve(
