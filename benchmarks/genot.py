@@ -601,12 +601,12 @@ def speed_compile(suite: str) -> dict:
         "notes": [
             f"map_perturbation (GENOT, default global coupling) on simulate_perturbation({cfg['cells']}, "
             f"{cfg['cells']}, {cfg['genes']} genes, 20 PCs), {cfg['n_iters']} steps, n_samples=4, in one process; "
-            "xla_compiles counts jax's backend-compile events during the call",
+            "xla_compiles counts the programs XLA compiled during the call (count_compiles)",
             "the cleared-cache call stands for earlier releases, where every new solver instance compiled its "
             "training and sampling again (they also compiled the held-out metrics' Sinkhorn loops at every call, "
             "which the cleared call does not repeat: it understates their cost)",
             "new sessions: the same call in a fresh interpreter with nescot.settings.compilation_cache_dir set to one "
-            "directory (JAX's persistent compilation cache), first empty, then filled by the first session; there "
-            "xla_compiles counts the programs compiled, not loaded from the cache",
+            "directory (JAX's persistent compilation cache), first empty, then filled by the first session (programs "
+            "loaded from it are not counted as compiled)",
         ],
     }
