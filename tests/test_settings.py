@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.experimental.compilation_cache import compilation_cache
 
 import nescot as ns
 
@@ -44,6 +45,19 @@ def test_compilation_cache_dir_must_be_a_directory(tmp_path, cache_off):
     with pytest.raises(NotADirectoryError, match="model.nescot"):
         ns.settings.compilation_cache_dir = a_file
     assert ns.settings.compilation_cache_dir is None and jax.config.jax_compilation_cache_dir is None
+
+
+def test_turning_the_cache_off_gives_jax_its_own_settings_back(tmp_path, cache_off):
+    own = str(tmp_path / "own")
+    jax.config.update("jax_compilation_cache_dir", own)  # a user's own JAX setting
+    try:
+        ns.settings.compilation_cache_dir = tmp_path / "ours"
+        assert jax.config.jax_compilation_cache_dir == str(tmp_path / "ours")
+        ns.settings.compilation_cache_dir = None
+        assert jax.config.jax_compilation_cache_dir == own
+    finally:
+        jax.config.update("jax_compilation_cache_dir", None)
+        compilation_cache.reset_cache()
 
 
 _SESSION = """

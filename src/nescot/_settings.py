@@ -41,15 +41,16 @@ class _Settings:
     compilation_cache_dir
         A directory where JAX keeps every program it compiles (its persistent compilation cache), so that a new
         Python session fitting models of the same configurations and shapes loads them instead of compiling again;
-        ``None`` (default): off. Results are the same. Sets JAX's ``jax_compilation_cache_dir`` and caches small
-        programs too (``jax_persistent_cache_min_compile_time_secs = 0``): a fit compiles about a hundred.
+        ``None`` (default): off, JAX's own settings as they were. Results are the same. Sets JAX's
+        ``jax_compilation_cache_dir`` and caches small programs too (``jax_persistent_cache_min_compile_time_secs =
+        0``): a fit compiles about a hundred.
     """
 
     def __init__(self) -> None:
         self._verbosity = Verbosity.info
         self.progress_bar: bool | None = None
         self._compilation_cache_dir: Path | None = None
-        self._jax_min_compile_time = jax.config.jax_persistent_cache_min_compile_time_secs
+        self._jax_cache_config: tuple[str | None, float] | None = None  # JAX's own settings, restored when off
         logger.setLevel(_LEVELS[int(self._verbosity)])
 
     @property
@@ -78,12 +79,17 @@ class _Settings:
             if path.exists() and not path.is_dir():
                 raise NotADirectoryError(f"`compilation_cache_dir` must be a directory, got the file {str(path)!r}.")
             path.mkdir(parents=True, exist_ok=True)
-        if path is not None and self._compilation_cache_dir is None:
-            self._jax_min_compile_time = jax.config.jax_persistent_cache_min_compile_time_secs
+        if self._jax_cache_config is None:
+            self._jax_cache_config = (
+                jax.config.jax_compilation_cache_dir,
+                jax.config.jax_persistent_cache_min_compile_time_secs,
+            )
+        directory, min_time = (str(path), 0.0) if path is not None else self._jax_cache_config
         compilation_cache.reset_cache()  # JAX opens its cache once: forget the previous directory
-        jax.config.update("jax_compilation_cache_dir", None if path is None else str(path))
-        min_time = 0.0 if path is not None else self._jax_min_compile_time  # the user's value back when off
+        jax.config.update("jax_compilation_cache_dir", directory)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", min_time)
+        if path is None:
+            self._jax_cache_config = None
         self._compilation_cache_dir = path
 
     @property
