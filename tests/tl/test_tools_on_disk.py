@@ -4,6 +4,7 @@ import warnings
 
 import anndata as ad
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 import nescot as ns
@@ -22,11 +23,21 @@ def test_sparse_displacement_reads_only_its_groups_from_a_backed_file(tmp_path):
     kwargs = {"n_iters": 20, "batch_size": 64, "seed": 1}
     ns.tl.sparse_displacement(adata, "condition", "control", "treated", **kwargs)
     backed = ad.read_h5ad(_write(adata.copy(), tmp_path / "s.h5ad"), backed="r")
-    for key in ("sparse_displacement",):  # the in-memory run's outputs went into the file too
-        del backed.layers[key]
-    ns.tl.sparse_displacement(backed, "condition", "control", "treated", **kwargs)
+    del backed.layers["sparse_displacement"]  # the in-memory run's outputs went into the file too
+    ns.tl.sparse_displacement(backed, "condition", "control", "treated", displacement_layer=True, **kwargs)
     assert backed.isbacked and isinstance(backed.X, ad.abc.CSRDataset)
     np.testing.assert_array_equal(backed.layers["sparse_displacement"], adata.layers["sparse_displacement"])
+    # By default a dense n_obs x n_vars layer is not written when the genes are on disk; the summaries are.
+    on_disk = ad.read_h5ad(tmp_path / "s.h5ad", backed="r")
+    ns.tl.sparse_displacement(on_disk, "condition", "control", "treated", key_added="sd", **kwargs)
+    assert "sd" not in on_disk.layers and on_disk.uns["sd"]["params"]["displacement_layer"] is False
+    np.testing.assert_array_equal(on_disk.var["sd_frequency"], adata.var["sparse_displacement_frequency"])
+    np.testing.assert_array_equal(on_disk.obs["sd_n_displaced"], adata.obs["sparse_displacement_n_displaced"])
+    with pytest.raises(KeyError, match="displacement_layer=True"):
+        ns.pl.displacement(on_disk, "sd", genes=2, show=False)
+    with pytest.raises(TypeError, match="displacement_layer"):  # before any training, nothing written
+        ns.tl.sparse_displacement(on_disk, "condition", "control", "treated", key_added="x", displacement_layer="yes")
+    assert "x" not in on_disk.uns
 
 
 def test_translate_modalities_from_an_on_disk_store(tmp_path):

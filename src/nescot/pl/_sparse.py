@@ -190,6 +190,11 @@ def displacement(
         raise KeyError(f"Genes not in adata.var_names: {missing}.")
     labels = adata.obs[result["params"]["groupby"]].astype(str).to_numpy()
     src = labels == result["params"]["source"]
+    if key not in adata.layers:
+        raise KeyError(
+            f"No .layers[{key!r}]: sparse_displacement does not write it when the genes are on disk; run it with "
+            "displacement_layer=True to plot the displacements."
+        )
     values = adata[src, list(genes)].layers[key]
     fig, ax = new_axes(ax, (1.5 + 0.5 * len(genes), 4.0))
     ax.boxplot(np.asarray(values), tick_labels=list(genes), showfliers=False)

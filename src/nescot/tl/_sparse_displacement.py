@@ -10,6 +10,8 @@ import pandas as pd
 from anndata import AnnData
 
 from .._memory import release_freed_memory
+from .._settings import logger
+from ..io._lazy import is_lazy
 from ..io._rep import get_rep
 from ..metrics import energy_distance, sliced_wasserstein
 from ..solvers import MapSolver
@@ -60,6 +62,7 @@ def sparse_displacement(
     gamma: float | None = None,
     seed: int = 0,
     key_added: str = "sparse_displacement",
+    displacement_layer: bool | None = None,
     solver_kwargs: dict | None = None,
 ) -> MapSolver:
     """Learn an OT map from ``source`` to ``target`` cells in gene space whose displacement is sparse.
@@ -99,6 +102,11 @@ def sparse_displacement(
         Seed of initialisation and training.
     key_added
         Prefix of the keys written.
+    displacement_layer
+        Write the displacements as ``.layers[key_added]`` (a dense n_obs x n_vars array). ``None`` writes it when the
+        genes (``.X`` or ``layer``) are in memory and not when they are on disk (backed h5ad,
+        :func:`nescot.io.read_on_disk`), where the layer may not fit in memory; the per-cell and per-gene summaries
+        below are written either way.
     solver_kwargs
         Further arguments of the solver (for SparseICNN ``hidden_dims``, ``n_inner``, ...) or of its ``fit``
         (with ``target_dim``: ``block_iters``, ``t_min``, ...): keys of ``fit`` are routed there.
@@ -107,7 +115,8 @@ def sparse_displacement(
     -------
     The fitted map solver. Writes:
 
-    - ``adata.layers[key_added]``: displacement ``T(x) - x`` of source cells, 0 elsewhere;
+    - ``adata.layers[key_added]``: displacement ``T(x) - x`` of source cells, 0 elsewhere (see
+      ``displacement_layer``);
     - ``adata.obs[key_added + '_n_displaced']``: displaced genes per source cell (NaN elsewhere);
     - ``adata.var[key_added + '_frequency']``: fraction of source cells displacing each gene;
     - ``adata.var[key_added + '_mean']``: mean displacement of each gene;
@@ -128,6 +137,12 @@ def sparse_displacement(
     )  # fmt: skip
     if layer is not None and layer not in adata.layers:
         raise KeyError(f"Layer {layer!r} not found in adata.layers ({sorted(adata.layers)}).")
+    if displacement_layer not in (None, True, False):
+        raise TypeError(f"`displacement_layer` must be None, True or False, got {displacement_layer!r}.")
+    if displacement_layer is None:  # a dense n_obs x n_vars layer may not fit in memory when the genes are on disk
+        displacement_layer = not is_lazy(adata.X if layer is None else adata.layers[layer])
+        if not displacement_layer:
+            logger.info("The genes are on disk: no .layers[%r] (pass displacement_layer=True to write it).", key_added)
     # arguments left at None keep the solver's defaults; set ones go where the solver takes them, or fail
     given = {"penalty": penalty, "lam": lam, "sigma": sigma, "gamma": gamma, "target_dim": target_dim}
     given = {k: v for k, v in given.items() if v is not None}
@@ -148,8 +163,10 @@ def sparse_displacement(
     mean = displacement.mean(0)
     order = np.lexsort((-np.abs(mean), -frequency))
     src = masks[str(source)]
-    layer_out = np.zeros(adata.shape, np.float32)
-    layer_out[src] = displacement
+    layers = {}
+    if displacement_layer:
+        layers[key_added] = np.zeros(adata.shape, np.float32)
+        layers[key_added][src] = displacement
     counts = np.full(adata.n_obs, np.nan, np.float32)
     counts[src] = n_displaced
     mapped = x + displacement
@@ -166,7 +183,7 @@ def sparse_displacement(
         "final_lam": getattr(model, "lam", lam), "target_dim": target_dim, "threshold": threshold,
         "n_iters": n_iters, "batch_size": batch_size, "solver": solver_cls.name,
         "sigma": config.get("sigma", sigma), "gamma": config.get("gamma", gamma), "seed": seed,
-        "solver_kwargs": solver_kwargs or {},
+        "displacement_layer": bool(displacement_layer), "solver_kwargs": solver_kwargs or {},
     }  # fmt: skip
     traj = pd.DataFrame(getattr(model, "trajectory", []))
     uns = {
@@ -180,7 +197,7 @@ def sparse_displacement(
     }
     write_results(
         adata,
-        layers={key_added: layer_out},
+        layers=layers,
         obs={f"{key_added}_n_displaced": counts},
         var={f"{key_added}_frequency": frequency.astype(np.float32), f"{key_added}_mean": mean.astype(np.float32)},
         uns=uns,
