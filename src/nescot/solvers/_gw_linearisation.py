@@ -39,6 +39,8 @@ from ott.solvers.linear import sinkhorn
 from ._base import CouplingConvergenceWarning
 from ._costs import make_geometry, resolve_cost
 
+_POTENTIAL_ITERATIONS = 5000  # Sinkhorn iterations for the chains' start potential
+
 # the fitted moments (all float32 arrays), saved in a model's statistics
 STAT_KEYS = (
     *("x_mean", "y_mean", "inv_s_x", "inv_s_y", "cross"),
@@ -142,15 +144,13 @@ def linearised_cost(gw: Any, stats: dict[str, jax.Array], x: jax.Array, y: jax.A
     return linearised_cost_matrix(gw, stats, x[None], y[None])[0, 0]
 
 
-def plan_target_potential(
-    gw: Any, stats: dict[str, jax.Array], x_sub: Any, y_sub: Any, plan: Any, *, max_iterations: int = 5000
-) -> jax.Array:
+def plan_target_potential(gw: Any, stats: dict[str, jax.Array], x_sub: Any, y_sub: Any, plan: Any) -> jax.Array:
     """Target potential ``g`` (m,) of the entropic plan of ``C_lin`` on the subsample, with ``plan``'s marginals.
 
     ``plan`` is that plan when ott's GW iteration reached its fixed point; ``g`` extends it out of sample: for any
     source cell ``x``, ``pi(y_l | x)`` is proportional to ``exp((g_l - C_lin(x, y_l)) / epsilon)`` (ott's
     convention, marginals folded into the potentials). Called eagerly, before training: a Sinkhorn run that misses
-    its tolerance within ``max_iterations`` warns (:class:`CouplingConvergenceWarning`), a non-finite potential
+    its tolerance within ``_POTENTIAL_ITERATIONS`` warns (:class:`CouplingConvergenceWarning`), a non-finite potential
     raises.
     """
     cost = linearised_cost_matrix(gw, stats, jnp.asarray(x_sub, jnp.float32), jnp.asarray(y_sub, jnp.float32))
@@ -158,7 +158,7 @@ def plan_target_potential(
     plan = jnp.asarray(plan, jnp.float32)
     geom = geometry.Geometry(cost_matrix=cost, epsilon=float(gw.epsilon))
     problem = linear_problem.LinearProblem(geom, a=plan.sum(1) / plan.sum(), b=plan.sum(0) / plan.sum())
-    out = sinkhorn.Sinkhorn(max_iterations=int(max_iterations))(problem)
+    out = sinkhorn.Sinkhorn(max_iterations=_POTENTIAL_ITERATIONS)(problem)
     if not bool(jnp.all(jnp.isfinite(cost)) & jnp.all(jnp.isfinite(out.g))):  # ott returns finite g for a NaN cost
         raise FloatingPointError(
             "The potential that starts the Langevin chains across spaces is not finite (the subsample's linearised "
@@ -166,7 +166,7 @@ def plan_target_potential(
         )
     if not bool(out.converged):
         warnings.warn(
-            f"The potential that starts the Langevin chains across spaces did not converge in {int(max_iterations)} "
+            f"The potential that starts the Langevin chains across spaces did not converge in {_POTENTIAL_ITERATIONS} "
             f"Sinkhorn iterations (epsilon={float(gw.epsilon)}), so the chains start from an approximate plan. "
             "Raise the quadratic coupling's epsilon.",
             CouplingConvergenceWarning,

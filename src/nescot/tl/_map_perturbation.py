@@ -11,7 +11,7 @@ from anndata import AnnData
 
 from .._memory import release_freed_memory
 from .._settings import logger
-from ..io._lazy import LazyRows, column_mean, is_lazy, row_chunks, take_rows
+from ..io._lazy import LazyRows, column_mean, row_chunks, take_rows
 from ..io._rep import check_finite, get_rep
 from ..metrics import compare_populations
 from ..solvers import ConditionalSolver, batch_size_sensitivity, coupling_kind, make_coupling
@@ -24,6 +24,7 @@ from ._utils import (
     check_key_added,
     check_no_overwrite,
     check_seed,
+    dense_layer_wanted,
     fill_rows,
     get_group_masks,
     relative_mass,
@@ -283,8 +284,7 @@ def map_perturbation(
         raise ValueError(f"`holdout` must be in [0, 1), got {holdout}.")
     if int(n_samples) < 1:
         raise ValueError(f"`n_samples` must be >= 1, got {n_samples}.")
-    if expression_layer not in (None, True, False):
-        raise TypeError(f"`expression_layer` must be None, True or False, got {expression_layer!r}.")
+    write_expression = dense_layer_wanted("expression_layer", expression_layer, adata.X)
     solver_cls = solver_class(solver, "map_perturbation")
     fit_kwargs = check_fit_kwargs(solver_cls, fit_kwargs)
     check_training_args(  # all before the coupling diagnostic and the training
@@ -336,10 +336,8 @@ def map_perturbation(
     )
 
     decoder = _pca_decoder(adata, rep)
-    if expression_layer is None:  # a dense n_obs x n_vars layer may not fit in memory when X is on disk
-        expression_layer = not is_lazy(adata.X)
-        if decoder is not None and not expression_layer:
-            logger.info("X is on disk: no .layers[%r] (pass expression_layer=True to write it).", key_added)
+    if decoder is not None and expression_layer is None and not write_expression:
+        logger.info("X is on disk: no .layers[%r] (pass expression_layer=True to write it).", key_added)
     obsm, obs, layers, var, metrics, unweighted, identity = {}, {}, {}, {}, {}, {}, {}
     for k, t in enumerate(targets):
         key = key_added if len(targets) == 1 else f"{key_added}_{t}"
@@ -359,11 +357,11 @@ def map_perturbation(
             identity[str(t)] = compare_populations(x_test, y_test[t], seed=seed)
         release_freed_memory()  # the outputs come next: allocate them on top of what is in use, not of the peak
         pushed = _push_forward(
-            model, x_all, cond, src_rows, adata.n_obs, n_samples, seed, decoder, mass, expression_layer
+            model, x_all, cond, src_rows, adata.n_obs, n_samples, seed, decoder, mass, write_expression
         )
         obsm[key], obsm[f"{key}_samples"] = pushed["mean"], pushed["samples"]
         if decoder is not None:
-            if expression_layer:
+            if write_expression:
                 layers[key] = pushed["expression"]
             var[f"{key_added}_reconstructed"] = decoder[2]
             var[f"{key}_predicted_mean"] = pushed["predicted_mean"]

@@ -11,13 +11,20 @@ from anndata import AnnData
 
 from .._memory import release_freed_memory
 from .._settings import logger
-from ..io._lazy import is_lazy
 from ..io._rep import get_rep
 from ..metrics import energy_distance, sliced_wasserstein
 from ..solvers import MapSolver
 from ..solvers._base import check_training_args
 from ._solver import build_solver, solver_class
-from ._utils import check_groupby, check_key_added, check_no_overwrite, check_seed, get_group_masks, write_results
+from ._utils import (
+    check_groupby,
+    check_key_added,
+    check_no_overwrite,
+    check_seed,
+    dense_layer_wanted,
+    get_group_masks,
+    write_results,
+)
 
 # the penalty's arguments, handed to map solvers whose constructor takes them (SparseICNN, EntropicElasticMap)
 _PENALTY_ARGS = ("penalty", "lam", "sigma", "gamma")
@@ -137,12 +144,10 @@ def sparse_displacement(
     )  # fmt: skip
     if layer is not None and layer not in adata.layers:
         raise KeyError(f"Layer {layer!r} not found in adata.layers ({sorted(adata.layers)}).")
-    if displacement_layer not in (None, True, False):
-        raise TypeError(f"`displacement_layer` must be None, True or False, got {displacement_layer!r}.")
-    if displacement_layer is None:  # a dense n_obs x n_vars layer may not fit in memory when the genes are on disk
-        displacement_layer = not is_lazy(adata.X if layer is None else adata.layers[layer])
-        if not displacement_layer:
-            logger.info("The genes are on disk: no .layers[%r] (pass displacement_layer=True to write it).", key_added)
+    genes = adata.X if layer is None else adata.layers[layer]
+    write_layer = dense_layer_wanted("displacement_layer", displacement_layer, genes)
+    if displacement_layer is None and not write_layer:
+        logger.info("The genes are on disk: no .layers[%r] (pass displacement_layer=True to write it).", key_added)
     # arguments left at None keep the solver's defaults; set ones go where the solver takes them, or fail
     given = {"penalty": penalty, "lam": lam, "sigma": sigma, "gamma": gamma, "target_dim": target_dim}
     given = {k: v for k, v in given.items() if v is not None}
@@ -164,7 +169,7 @@ def sparse_displacement(
     order = np.lexsort((-np.abs(mean), -frequency))
     src = masks[str(source)]
     layers = {}
-    if displacement_layer:
+    if write_layer:
         layers[key_added] = np.zeros(adata.shape, np.float32)
         layers[key_added][src] = displacement
     counts = np.full(adata.n_obs, np.nan, np.float32)
@@ -183,7 +188,7 @@ def sparse_displacement(
         "final_lam": getattr(model, "lam", lam), "target_dim": target_dim, "threshold": threshold,
         "n_iters": n_iters, "batch_size": batch_size, "solver": solver_cls.name,
         "sigma": config.get("sigma", sigma), "gamma": config.get("gamma", gamma), "seed": seed,
-        "displacement_layer": bool(displacement_layer), "solver_kwargs": solver_kwargs or {},
+        "displacement_layer": write_layer, "solver_kwargs": solver_kwargs or {},
     }  # fmt: skip
     traj = pd.DataFrame(getattr(model, "trajectory", []))
     uns = {

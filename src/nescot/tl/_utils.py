@@ -16,7 +16,7 @@ import pandas as pd
 from anndata import AnnData
 
 from .._settings import logger
-from ..io._lazy import LazyRows, row_chunks
+from ..io._lazy import LazyRows, is_lazy, row_chunks
 
 
 def as_group_list(groups: Any, name: str) -> list[Any]:
@@ -84,6 +84,17 @@ def split_holdout(n: int, fraction: float, rng: np.random.Generator) -> tuple[np
         return np.arange(n), np.arange(0)
     perm = rng.permutation(n)
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
+
+
+def dense_layer_wanted(name: str, value: Any, matrix: Any) -> bool:
+    """Resolve a tool's ``name`` option for a dense n_obs x n_vars layer: whether to write it.
+
+    ``None`` writes it unless ``matrix`` is on disk (the layer may not fit in memory there); any value but None, True
+    or False raises a ``TypeError``, which tools call before they train.
+    """
+    if value not in (None, True, False):
+        raise TypeError(f"`{name}` must be None, True or False, got {value!r}.")
+    return not is_lazy(matrix) if value is None else bool(value)
 
 
 def check_key_added(key_added: str) -> str:
