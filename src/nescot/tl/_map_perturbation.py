@@ -50,7 +50,7 @@ def _pca_decoder(adata: AnnData, rep: str) -> tuple[np.ndarray, np.ndarray, np.n
     return loadings, centre, in_pca
 
 
-TRANSPORT_CHUNK = 65_536  # source cells pushed forward per call: the draws of one chunk are held, not of all
+TRANSPORT_CHUNK = 16_384  # source cells pushed forward per call: the draws of one chunk are held, not of all
 
 
 def _chunk_seed(seed: int, chunk: int) -> int:
