@@ -51,6 +51,33 @@ def _split_kwargs(cls: type[MapSolver], given: dict[str, Any], solver_kwargs: di
     return init, fit
 
 
+DISPLACEMENT_CHUNK = 4096  # source cells displaced per call: one chunk's displacement is held, not all of them
+
+
+def _displace_in_chunks(
+    model: MapSolver, x: np.ndarray, threshold: float, rows: np.ndarray, layer: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Displace source cells ``x`` chunk by chunk and summarise: no (n, G) displacement array besides the outputs.
+
+    Returns the displaced genes per cell (n,), each gene's fraction of displacing cells and mean displacement
+    (G,), and the mapped cells ``T(x)`` (n, G, for the metrics); writes the displacement into the rows
+    ``rows`` of ``layer`` when given.
+    """
+    n, n_genes = x.shape
+    n_displaced, mapped = np.zeros(n, np.int64), np.empty_like(x, dtype=np.float32)
+    moved, total = np.zeros(n_genes, np.int64), np.zeros(n_genes, np.float64)
+    for start in range(0, n, DISPLACEMENT_CHUNK):
+        chunk = slice(start, min(start + DISPLACEMENT_CHUNK, n))
+        displacement = model.displacement(x[chunk])
+        is_moved = np.abs(displacement) > threshold
+        n_displaced[chunk], moved = is_moved.sum(1), moved + is_moved.sum(0)
+        total += displacement.sum(0, dtype=np.float64)
+        mapped[chunk] = x[chunk] + displacement
+        if layer is not None:
+            layer[rows[chunk]] = displacement
+    return n_displaced, moved / max(n, 1), total / max(n, 1), mapped
+
+
 def sparse_displacement(
     adata: AnnData,
     groupby: str,
@@ -160,21 +187,13 @@ def sparse_displacement(
     model = build_solver(solver_cls, None, init_kwargs, tool="sparse_displacement")
     model.fit(x, y, n_iters=n_iters, batch_size=batch_size, seed=seed, **fit_kwargs)
     release_freed_memory()  # the outputs come next: allocate them on top of what is in use, not of the peak
-    displacement = model.displacement(x)
-
-    moved = np.abs(displacement) > threshold
-    n_displaced = moved.sum(1)
-    frequency = moved.mean(0)
-    mean = displacement.mean(0)
-    order = np.lexsort((-np.abs(mean), -frequency))
     src = masks[str(source)]
-    layers = {}
-    if write_layer:
-        layers[key_added] = np.zeros(adata.shape, np.float32)
-        layers[key_added][src] = displacement
+    layers = {key_added: np.zeros(adata.shape, np.float32)} if write_layer else {}
+    summary = _displace_in_chunks(model, x, threshold, np.flatnonzero(src), layers.get(key_added))
+    n_displaced, frequency, mean, mapped = summary
+    order = np.lexsort((-np.abs(mean), -frequency))
     counts = np.full(adata.n_obs, np.nan, np.float32)
     counts[src] = n_displaced
-    mapped = x + displacement
     metrics = {
         "mean_dim": float(n_displaced.mean()),
         "q3_dim": float(np.quantile(n_displaced, 0.75)),
