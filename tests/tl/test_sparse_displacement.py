@@ -122,7 +122,7 @@ def test_summaries_are_the_whole_displacement_s_in_chunks_of_any_size(monkeypatc
     x, y = adata.X[src], adata.X[~src]
     layer = adata.layers["sparse_displacement"][src]
     # one call on all cells: the entropic map's float32 rounding depends on the batch's shape (measured: at most
-    # 5.7e-5 absolute, 1.6e-4 relative with chunks of 7); with the default chunk every row is as before
+    # 5.7e-5 absolute, 1.6e-4 relative with chunks of 7); rows are as before where the map's chunk divides 4096
     np.testing.assert_allclose(layer, model.displacement(x), rtol=1e-3, atol=3e-4)
     moved = np.abs(layer) > 1.0
     np.testing.assert_array_equal(adata.obs["sparse_displacement_n_displaced"].to_numpy()[src], moved.sum(1))

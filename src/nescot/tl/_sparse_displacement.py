@@ -11,6 +11,7 @@ from anndata import AnnData
 
 from .._memory import release_freed_memory
 from .._settings import logger
+from ..io._lazy import row_chunks
 from ..io._rep import get_rep
 from ..metrics import energy_distance, sliced_wasserstein
 from ..solvers import MapSolver
@@ -66,13 +67,13 @@ def _displace_in_chunks(
     n, n_genes = x.shape
     n_displaced, mapped = np.zeros(n, np.int64), np.empty_like(x, dtype=np.float32)
     moved, total = np.zeros(n_genes, np.int64), np.zeros(n_genes, np.float64)
-    for start in range(0, n, DISPLACEMENT_CHUNK):
-        chunk = slice(start, min(start + DISPLACEMENT_CHUNK, n))
-        displacement = model.displacement(x[chunk])
+    for start, cells in row_chunks(x, DISPLACEMENT_CHUNK):
+        chunk = slice(start, start + len(cells))
+        displacement = model.displacement(cells)
         is_moved = np.abs(displacement) > threshold
         n_displaced[chunk], moved = is_moved.sum(1), moved + is_moved.sum(0)
         total += displacement.sum(0, dtype=np.float64)
-        mapped[chunk] = x[chunk] + displacement
+        mapped[chunk] = cells + displacement
         if layer is not None:
             layer[rows[chunk]] = displacement
     return n_displaced, moved / max(n, 1), total / max(n, 1), mapped
